@@ -22,6 +22,145 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type StatsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatsRequest) Reset() {
+	*x = StatsRequest{}
+	mi := &file_underlay_v1_node_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatsRequest) ProtoMessage() {}
+
+func (x *StatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_node_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
+func (*StatsRequest) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_node_proto_rawDescGZIP(), []int{0}
+}
+
+type StatsResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// state is leader, follower, candidate or shutdown.
+	State        string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	Term         uint64 `protobuf:"varint,3,opt,name=term,proto3" json:"term,omitempty"`
+	CommitIndex  uint64 `protobuf:"varint,4,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
+	AppliedIndex uint64 `protobuf:"varint,5,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	LastIndex    uint64 `protobuf:"varint,6,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
+	// last_contact_seconds is the time since this node last heard from the
+	// leader (0 on the leader, -1 if never).
+	LastContactSeconds float64 `protobuf:"fixed64,7,opt,name=last_contact_seconds,json=lastContactSeconds,proto3" json:"last_contact_seconds,omitempty"`
+	LeaderId           string  `protobuf:"bytes,8,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *StatsResponse) Reset() {
+	*x = StatsResponse{}
+	mi := &file_underlay_v1_node_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatsResponse) ProtoMessage() {}
+
+func (x *StatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_node_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
+func (*StatsResponse) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_node_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *StatsResponse) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *StatsResponse) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *StatsResponse) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetCommitIndex() uint64 {
+	if x != nil {
+		return x.CommitIndex
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetLastIndex() uint64 {
+	if x != nil {
+		return x.LastIndex
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetLastContactSeconds() float64 {
+	if x != nil {
+		return x.LastContactSeconds
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
 type InfoRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -30,7 +169,7 @@ type InfoRequest struct {
 
 func (x *InfoRequest) Reset() {
 	*x = InfoRequest{}
-	mi := &file_underlay_v1_node_proto_msgTypes[0]
+	mi := &file_underlay_v1_node_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -42,7 +181,7 @@ func (x *InfoRequest) String() string {
 func (*InfoRequest) ProtoMessage() {}
 
 func (x *InfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_underlay_v1_node_proto_msgTypes[0]
+	mi := &file_underlay_v1_node_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -55,7 +194,7 @@ func (x *InfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoRequest.ProtoReflect.Descriptor instead.
 func (*InfoRequest) Descriptor() ([]byte, []int) {
-	return file_underlay_v1_node_proto_rawDescGZIP(), []int{0}
+	return file_underlay_v1_node_proto_rawDescGZIP(), []int{2}
 }
 
 type InfoResponse struct {
@@ -72,7 +211,7 @@ type InfoResponse struct {
 
 func (x *InfoResponse) Reset() {
 	*x = InfoResponse{}
-	mi := &file_underlay_v1_node_proto_msgTypes[1]
+	mi := &file_underlay_v1_node_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -84,7 +223,7 @@ func (x *InfoResponse) String() string {
 func (*InfoResponse) ProtoMessage() {}
 
 func (x *InfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_underlay_v1_node_proto_msgTypes[1]
+	mi := &file_underlay_v1_node_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -97,7 +236,7 @@ func (x *InfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoResponse.ProtoReflect.Descriptor instead.
 func (*InfoResponse) Descriptor() ([]byte, []int) {
-	return file_underlay_v1_node_proto_rawDescGZIP(), []int{1}
+	return file_underlay_v1_node_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *InfoResponse) GetClusterId() string {
@@ -155,7 +294,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_underlay_v1_node_proto_msgTypes[2]
+	mi := &file_underlay_v1_node_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -167,7 +306,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_underlay_v1_node_proto_msgTypes[2]
+	mi := &file_underlay_v1_node_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -180,7 +319,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_underlay_v1_node_proto_rawDescGZIP(), []int{2}
+	return file_underlay_v1_node_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *JoinRequest) GetToken() string {
@@ -229,7 +368,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_underlay_v1_node_proto_msgTypes[3]
+	mi := &file_underlay_v1_node_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -241,7 +380,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_underlay_v1_node_proto_msgTypes[3]
+	mi := &file_underlay_v1_node_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -254,7 +393,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_underlay_v1_node_proto_rawDescGZIP(), []int{3}
+	return file_underlay_v1_node_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *JoinResponse) GetClusterId() string {
@@ -289,7 +428,7 @@ type AddVoterRequest struct {
 
 func (x *AddVoterRequest) Reset() {
 	*x = AddVoterRequest{}
-	mi := &file_underlay_v1_node_proto_msgTypes[4]
+	mi := &file_underlay_v1_node_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -301,7 +440,7 @@ func (x *AddVoterRequest) String() string {
 func (*AddVoterRequest) ProtoMessage() {}
 
 func (x *AddVoterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_underlay_v1_node_proto_msgTypes[4]
+	mi := &file_underlay_v1_node_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -314,7 +453,7 @@ func (x *AddVoterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddVoterRequest.ProtoReflect.Descriptor instead.
 func (*AddVoterRequest) Descriptor() ([]byte, []int) {
-	return file_underlay_v1_node_proto_rawDescGZIP(), []int{4}
+	return file_underlay_v1_node_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *AddVoterRequest) GetNodeId() string {
@@ -347,7 +486,7 @@ type AddVoterResponse struct {
 
 func (x *AddVoterResponse) Reset() {
 	*x = AddVoterResponse{}
-	mi := &file_underlay_v1_node_proto_msgTypes[5]
+	mi := &file_underlay_v1_node_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -359,7 +498,7 @@ func (x *AddVoterResponse) String() string {
 func (*AddVoterResponse) ProtoMessage() {}
 
 func (x *AddVoterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_underlay_v1_node_proto_msgTypes[5]
+	mi := &file_underlay_v1_node_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -372,7 +511,7 @@ func (x *AddVoterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddVoterResponse.ProtoReflect.Descriptor instead.
 func (*AddVoterResponse) Descriptor() ([]byte, []int) {
-	return file_underlay_v1_node_proto_rawDescGZIP(), []int{5}
+	return file_underlay_v1_node_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AddVoterResponse) GetIndex() uint64 {
@@ -392,7 +531,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_underlay_v1_node_proto_msgTypes[6]
+	mi := &file_underlay_v1_node_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -404,7 +543,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_underlay_v1_node_proto_msgTypes[6]
+	mi := &file_underlay_v1_node_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -417,7 +556,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_underlay_v1_node_proto_rawDescGZIP(), []int{6}
+	return file_underlay_v1_node_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ApplyRequest) GetCommand() []byte {
@@ -435,7 +574,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_underlay_v1_node_proto_msgTypes[7]
+	mi := &file_underlay_v1_node_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -447,7 +586,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_underlay_v1_node_proto_msgTypes[7]
+	mi := &file_underlay_v1_node_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -460,7 +599,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_underlay_v1_node_proto_rawDescGZIP(), []int{7}
+	return file_underlay_v1_node_proto_rawDescGZIP(), []int{9}
 }
 
 type ReadIndexResponse struct {
@@ -472,7 +611,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_underlay_v1_node_proto_msgTypes[8]
+	mi := &file_underlay_v1_node_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -484,7 +623,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_underlay_v1_node_proto_msgTypes[8]
+	mi := &file_underlay_v1_node_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -497,7 +636,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_underlay_v1_node_proto_rawDescGZIP(), []int{8}
+	return file_underlay_v1_node_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -516,7 +655,7 @@ type RenewNodeCertRequest struct {
 
 func (x *RenewNodeCertRequest) Reset() {
 	*x = RenewNodeCertRequest{}
-	mi := &file_underlay_v1_node_proto_msgTypes[9]
+	mi := &file_underlay_v1_node_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -528,7 +667,7 @@ func (x *RenewNodeCertRequest) String() string {
 func (*RenewNodeCertRequest) ProtoMessage() {}
 
 func (x *RenewNodeCertRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_underlay_v1_node_proto_msgTypes[9]
+	mi := &file_underlay_v1_node_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -541,7 +680,7 @@ func (x *RenewNodeCertRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewNodeCertRequest.ProtoReflect.Descriptor instead.
 func (*RenewNodeCertRequest) Descriptor() ([]byte, []int) {
-	return file_underlay_v1_node_proto_rawDescGZIP(), []int{9}
+	return file_underlay_v1_node_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RenewNodeCertRequest) GetCsrPem() []byte {
@@ -560,7 +699,7 @@ type RenewNodeCertResponse struct {
 
 func (x *RenewNodeCertResponse) Reset() {
 	*x = RenewNodeCertResponse{}
-	mi := &file_underlay_v1_node_proto_msgTypes[10]
+	mi := &file_underlay_v1_node_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -572,7 +711,7 @@ func (x *RenewNodeCertResponse) String() string {
 func (*RenewNodeCertResponse) ProtoMessage() {}
 
 func (x *RenewNodeCertResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_underlay_v1_node_proto_msgTypes[10]
+	mi := &file_underlay_v1_node_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -585,7 +724,7 @@ func (x *RenewNodeCertResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewNodeCertResponse.ProtoReflect.Descriptor instead.
 func (*RenewNodeCertResponse) Descriptor() ([]byte, []int) {
-	return file_underlay_v1_node_proto_rawDescGZIP(), []int{10}
+	return file_underlay_v1_node_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RenewNodeCertResponse) GetCertPem() []byte {
@@ -595,11 +734,110 @@ func (x *RenewNodeCertResponse) GetCertPem() []byte {
 	return nil
 }
 
+type RemoveServerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveServerRequest) Reset() {
+	*x = RemoveServerRequest{}
+	mi := &file_underlay_v1_node_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveServerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveServerRequest) ProtoMessage() {}
+
+func (x *RemoveServerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_node_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveServerRequest.ProtoReflect.Descriptor instead.
+func (*RemoveServerRequest) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_node_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *RemoveServerRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+type RemoveServerResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveServerResponse) Reset() {
+	*x = RemoveServerResponse{}
+	mi := &file_underlay_v1_node_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveServerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveServerResponse) ProtoMessage() {}
+
+func (x *RemoveServerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_node_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveServerResponse.ProtoReflect.Descriptor instead.
+func (*RemoveServerResponse) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_node_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RemoveServerResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
 var File_underlay_v1_node_proto protoreflect.FileDescriptor
 
 const file_underlay_v1_node_proto_rawDesc = "" +
 	"\n" +
-	"\x16underlay/v1/node.proto\x12\vunderlay.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16underlay/v1/raft.proto\"\r\n" +
+	"\x16underlay/v1/node.proto\x12\vunderlay.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16underlay/v1/raft.proto\"\x0e\n" +
+	"\fStatsRequest\"\x88\x02\n" +
+	"\rStatsResponse\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x12\n" +
+	"\x04term\x18\x03 \x01(\x04R\x04term\x12!\n" +
+	"\fcommit_index\x18\x04 \x01(\x04R\vcommitIndex\x12#\n" +
+	"\rapplied_index\x18\x05 \x01(\x04R\fappliedIndex\x12\x1d\n" +
+	"\n" +
+	"last_index\x18\x06 \x01(\x04R\tlastIndex\x120\n" +
+	"\x14last_contact_seconds\x18\a \x01(\x01R\x12lastContactSeconds\x12\x1b\n" +
+	"\tleader_id\x18\b \x01(\tR\bleaderId\"\r\n" +
 	"\vInfoRequest\"\xc9\x01\n" +
 	"\fInfoResponse\x12\x1d\n" +
 	"\n" +
@@ -634,14 +872,20 @@ const file_underlay_v1_node_proto_rawDesc = "" +
 	"\x14RenewNodeCertRequest\x12\x17\n" +
 	"\acsr_pem\x18\x01 \x01(\fR\x06csrPem\"2\n" +
 	"\x15RenewNodeCertResponse\x12\x19\n" +
-	"\bcert_pem\x18\x01 \x01(\fR\acertPem2\xb2\x03\n" +
+	"\bcert_pem\x18\x01 \x01(\fR\acertPem\".\n" +
+	"\x13RemoveServerRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\",\n" +
+	"\x14RemoveServerResponse\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index2\xc7\x04\n" +
 	"\vNodeService\x12;\n" +
 	"\x04Info\x12\x18.underlay.v1.InfoRequest\x1a\x19.underlay.v1.InfoResponse\x12;\n" +
 	"\x04Join\x12\x18.underlay.v1.JoinRequest\x1a\x19.underlay.v1.JoinResponse\x12G\n" +
 	"\bAddVoter\x12\x1c.underlay.v1.AddVoterRequest\x1a\x1d.underlay.v1.AddVoterResponse\x12<\n" +
 	"\x05Apply\x12\x19.underlay.v1.ApplyRequest\x1a\x18.underlay.v1.ApplyResult\x12J\n" +
 	"\tReadIndex\x12\x1d.underlay.v1.ReadIndexRequest\x1a\x1e.underlay.v1.ReadIndexResponse\x12V\n" +
-	"\rRenewNodeCert\x12!.underlay.v1.RenewNodeCertRequest\x1a\".underlay.v1.RenewNodeCertResponseB+Z)underlay.dev/proto/underlay/v1;underlayv1b\x06proto3"
+	"\rRenewNodeCert\x12!.underlay.v1.RenewNodeCertRequest\x1a\".underlay.v1.RenewNodeCertResponse\x12S\n" +
+	"\fRemoveServer\x12 .underlay.v1.RemoveServerRequest\x1a!.underlay.v1.RemoveServerResponse\x12>\n" +
+	"\x05Stats\x12\x19.underlay.v1.StatsRequest\x1a\x1a.underlay.v1.StatsResponseB+Z)underlay.dev/proto/underlay/v1;underlayv1b\x06proto3"
 
 var (
 	file_underlay_v1_node_proto_rawDescOnce sync.Once
@@ -655,38 +899,46 @@ func file_underlay_v1_node_proto_rawDescGZIP() []byte {
 	return file_underlay_v1_node_proto_rawDescData
 }
 
-var file_underlay_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_underlay_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_underlay_v1_node_proto_goTypes = []any{
-	(*InfoRequest)(nil),           // 0: underlay.v1.InfoRequest
-	(*InfoResponse)(nil),          // 1: underlay.v1.InfoResponse
-	(*JoinRequest)(nil),           // 2: underlay.v1.JoinRequest
-	(*JoinResponse)(nil),          // 3: underlay.v1.JoinResponse
-	(*AddVoterRequest)(nil),       // 4: underlay.v1.AddVoterRequest
-	(*AddVoterResponse)(nil),      // 5: underlay.v1.AddVoterResponse
-	(*ApplyRequest)(nil),          // 6: underlay.v1.ApplyRequest
-	(*ReadIndexRequest)(nil),      // 7: underlay.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),     // 8: underlay.v1.ReadIndexResponse
-	(*RenewNodeCertRequest)(nil),  // 9: underlay.v1.RenewNodeCertRequest
-	(*RenewNodeCertResponse)(nil), // 10: underlay.v1.RenewNodeCertResponse
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
-	(*ApplyResult)(nil),           // 12: underlay.v1.ApplyResult
+	(*StatsRequest)(nil),          // 0: underlay.v1.StatsRequest
+	(*StatsResponse)(nil),         // 1: underlay.v1.StatsResponse
+	(*InfoRequest)(nil),           // 2: underlay.v1.InfoRequest
+	(*InfoResponse)(nil),          // 3: underlay.v1.InfoResponse
+	(*JoinRequest)(nil),           // 4: underlay.v1.JoinRequest
+	(*JoinResponse)(nil),          // 5: underlay.v1.JoinResponse
+	(*AddVoterRequest)(nil),       // 6: underlay.v1.AddVoterRequest
+	(*AddVoterResponse)(nil),      // 7: underlay.v1.AddVoterResponse
+	(*ApplyRequest)(nil),          // 8: underlay.v1.ApplyRequest
+	(*ReadIndexRequest)(nil),      // 9: underlay.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),     // 10: underlay.v1.ReadIndexResponse
+	(*RenewNodeCertRequest)(nil),  // 11: underlay.v1.RenewNodeCertRequest
+	(*RenewNodeCertResponse)(nil), // 12: underlay.v1.RenewNodeCertResponse
+	(*RemoveServerRequest)(nil),   // 13: underlay.v1.RemoveServerRequest
+	(*RemoveServerResponse)(nil),  // 14: underlay.v1.RemoveServerResponse
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(*ApplyResult)(nil),           // 16: underlay.v1.ApplyResult
 }
 var file_underlay_v1_node_proto_depIdxs = []int32{
-	11, // 0: underlay.v1.InfoResponse.time:type_name -> google.protobuf.Timestamp
-	0,  // 1: underlay.v1.NodeService.Info:input_type -> underlay.v1.InfoRequest
-	2,  // 2: underlay.v1.NodeService.Join:input_type -> underlay.v1.JoinRequest
-	4,  // 3: underlay.v1.NodeService.AddVoter:input_type -> underlay.v1.AddVoterRequest
-	6,  // 4: underlay.v1.NodeService.Apply:input_type -> underlay.v1.ApplyRequest
-	7,  // 5: underlay.v1.NodeService.ReadIndex:input_type -> underlay.v1.ReadIndexRequest
-	9,  // 6: underlay.v1.NodeService.RenewNodeCert:input_type -> underlay.v1.RenewNodeCertRequest
-	1,  // 7: underlay.v1.NodeService.Info:output_type -> underlay.v1.InfoResponse
-	3,  // 8: underlay.v1.NodeService.Join:output_type -> underlay.v1.JoinResponse
-	5,  // 9: underlay.v1.NodeService.AddVoter:output_type -> underlay.v1.AddVoterResponse
-	12, // 10: underlay.v1.NodeService.Apply:output_type -> underlay.v1.ApplyResult
-	8,  // 11: underlay.v1.NodeService.ReadIndex:output_type -> underlay.v1.ReadIndexResponse
-	10, // 12: underlay.v1.NodeService.RenewNodeCert:output_type -> underlay.v1.RenewNodeCertResponse
-	7,  // [7:13] is the sub-list for method output_type
-	1,  // [1:7] is the sub-list for method input_type
+	15, // 0: underlay.v1.InfoResponse.time:type_name -> google.protobuf.Timestamp
+	2,  // 1: underlay.v1.NodeService.Info:input_type -> underlay.v1.InfoRequest
+	4,  // 2: underlay.v1.NodeService.Join:input_type -> underlay.v1.JoinRequest
+	6,  // 3: underlay.v1.NodeService.AddVoter:input_type -> underlay.v1.AddVoterRequest
+	8,  // 4: underlay.v1.NodeService.Apply:input_type -> underlay.v1.ApplyRequest
+	9,  // 5: underlay.v1.NodeService.ReadIndex:input_type -> underlay.v1.ReadIndexRequest
+	11, // 6: underlay.v1.NodeService.RenewNodeCert:input_type -> underlay.v1.RenewNodeCertRequest
+	13, // 7: underlay.v1.NodeService.RemoveServer:input_type -> underlay.v1.RemoveServerRequest
+	0,  // 8: underlay.v1.NodeService.Stats:input_type -> underlay.v1.StatsRequest
+	3,  // 9: underlay.v1.NodeService.Info:output_type -> underlay.v1.InfoResponse
+	5,  // 10: underlay.v1.NodeService.Join:output_type -> underlay.v1.JoinResponse
+	7,  // 11: underlay.v1.NodeService.AddVoter:output_type -> underlay.v1.AddVoterResponse
+	16, // 12: underlay.v1.NodeService.Apply:output_type -> underlay.v1.ApplyResult
+	10, // 13: underlay.v1.NodeService.ReadIndex:output_type -> underlay.v1.ReadIndexResponse
+	12, // 14: underlay.v1.NodeService.RenewNodeCert:output_type -> underlay.v1.RenewNodeCertResponse
+	14, // 15: underlay.v1.NodeService.RemoveServer:output_type -> underlay.v1.RemoveServerResponse
+	1,  // 16: underlay.v1.NodeService.Stats:output_type -> underlay.v1.StatsResponse
+	9,  // [9:17] is the sub-list for method output_type
+	1,  // [1:9] is the sub-list for method input_type
 	1,  // [1:1] is the sub-list for extension type_name
 	1,  // [1:1] is the sub-list for extension extendee
 	0,  // [0:1] is the sub-list for field type_name
@@ -704,7 +956,7 @@ func file_underlay_v1_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_underlay_v1_node_proto_rawDesc), len(file_underlay_v1_node_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

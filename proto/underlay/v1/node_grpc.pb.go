@@ -25,6 +25,8 @@ const (
 	NodeService_Apply_FullMethodName         = "/underlay.v1.NodeService/Apply"
 	NodeService_ReadIndex_FullMethodName     = "/underlay.v1.NodeService/ReadIndex"
 	NodeService_RenewNodeCert_FullMethodName = "/underlay.v1.NodeService/RenewNodeCert"
+	NodeService_RemoveServer_FullMethodName  = "/underlay.v1.NodeService/RemoveServer"
+	NodeService_Stats_FullMethodName         = "/underlay.v1.NodeService/Stats"
 )
 
 // NodeServiceClient is the client API for NodeService service.
@@ -47,6 +49,10 @@ type NodeServiceClient interface {
 	ReadIndex(ctx context.Context, in *ReadIndexRequest, opts ...grpc.CallOption) (*ReadIndexResponse, error)
 	// RenewNodeCert signs a fresh certificate for the calling node.
 	RenewNodeCert(ctx context.Context, in *RenewNodeCertRequest, opts ...grpc.CallOption) (*RenewNodeCertResponse, error)
+	// RemoveServer removes a node from the Raft configuration (leader only).
+	RemoveServer(ctx context.Context, in *RemoveServerRequest, opts ...grpc.CallOption) (*RemoveServerResponse, error)
+	// Stats reports this node's own view of Raft (used by cluster status).
+	Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (*StatsResponse, error)
 }
 
 type nodeServiceClient struct {
@@ -117,6 +123,26 @@ func (c *nodeServiceClient) RenewNodeCert(ctx context.Context, in *RenewNodeCert
 	return out, nil
 }
 
+func (c *nodeServiceClient) RemoveServer(ctx context.Context, in *RemoveServerRequest, opts ...grpc.CallOption) (*RemoveServerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveServerResponse)
+	err := c.cc.Invoke(ctx, NodeService_RemoveServer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *nodeServiceClient) Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (*StatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StatsResponse)
+	err := c.cc.Invoke(ctx, NodeService_Stats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // NodeServiceServer is the server API for NodeService service.
 // All implementations must embed UnimplementedNodeServiceServer
 // for forward compatibility.
@@ -137,6 +163,10 @@ type NodeServiceServer interface {
 	ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexResponse, error)
 	// RenewNodeCert signs a fresh certificate for the calling node.
 	RenewNodeCert(context.Context, *RenewNodeCertRequest) (*RenewNodeCertResponse, error)
+	// RemoveServer removes a node from the Raft configuration (leader only).
+	RemoveServer(context.Context, *RemoveServerRequest) (*RemoveServerResponse, error)
+	// Stats reports this node's own view of Raft (used by cluster status).
+	Stats(context.Context, *StatsRequest) (*StatsResponse, error)
 	mustEmbedUnimplementedNodeServiceServer()
 }
 
@@ -164,6 +194,12 @@ func (UnimplementedNodeServiceServer) ReadIndex(context.Context, *ReadIndexReque
 }
 func (UnimplementedNodeServiceServer) RenewNodeCert(context.Context, *RenewNodeCertRequest) (*RenewNodeCertResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method RenewNodeCert not implemented")
+}
+func (UnimplementedNodeServiceServer) RemoveServer(context.Context, *RemoveServerRequest) (*RemoveServerResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RemoveServer not implemented")
+}
+func (UnimplementedNodeServiceServer) Stats(context.Context, *StatsRequest) (*StatsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Stats not implemented")
 }
 func (UnimplementedNodeServiceServer) mustEmbedUnimplementedNodeServiceServer() {}
 func (UnimplementedNodeServiceServer) testEmbeddedByValue()                     {}
@@ -294,6 +330,42 @@ func _NodeService_RenewNodeCert_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _NodeService_RemoveServer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveServerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeServiceServer).RemoveServer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeService_RemoveServer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeServiceServer).RemoveServer(ctx, req.(*RemoveServerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _NodeService_Stats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeServiceServer).Stats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeService_Stats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeServiceServer).Stats(ctx, req.(*StatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // NodeService_ServiceDesc is the grpc.ServiceDesc for NodeService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -324,6 +396,14 @@ var NodeService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RenewNodeCert",
 			Handler:    _NodeService_RenewNodeCert_Handler,
+		},
+		{
+			MethodName: "RemoveServer",
+			Handler:    _NodeService_RemoveServer_Handler,
+		},
+		{
+			MethodName: "Stats",
+			Handler:    _NodeService_Stats_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,170 @@
+// Package rpc holds the gRPC handlers of a management node: conversion
+// between the wire protocol and the domain, authentication and
+// authorization from certificate identities, and the one map from domain
+// errors to gRPC status codes. Handlers stay thin.
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+
+	underlayv1 "underlay.dev/proto/underlay/v1"
+	"underlay.dev/server/internal/ca"
+	"underlay.dev/server/internal/cluster"
+	"underlay.dev/server/internal/metrics"
+	"underlay.dev/server/internal/store"
+)
+
+// Cluster is what the handlers need from Raft.
+type Cluster interface {
+	ID() string
+	Apply(ctx context.Context, cmd *underlayv1.Command) (*underlayv1.ApplyResult, error)
+	ApplyLocal(ctx context.Context, data []byte) (*underlayv1.ApplyResult, error)
+	ReadIndexLocal(ctx context.Context) (uint64, error)
+	ConsistentRead(ctx context.Context) error
+	AddVoter(ctx context.Context, req *underlayv1.AddVoterRequest) (uint64, error)
+	AddVoterLocal(ctx context.Context, id, addr string) (uint64, error)
+	RemoveServer(ctx context.Context, id string) (uint64, error)
+	RemoveServerLocal(ctx context.Context, id string) (uint64, error)
+	Servers() ([]cluster.Server, error)
+	Stats() *underlayv1.StatsResponse
+	Leader() (id, addr string)
+}
+
+// Config wires a Server.
+type Config struct {
+	Cluster Cluster
+	Store   *store.Store
+	Peers   *Peers
+	Log     *slog.Logger
+	Metrics *metrics.Metrics
+	Version string
+	// Certificate lifetimes.
+	NodeCertTTL     time.Duration
+	OperatorCertTTL time.Duration
+	MachineCertTTL  time.Duration
+	// Now is the clock (tests may replace it).
+	Now func() time.Time
+}
+
+// Server implements every gRPC service of a management node.
+type Server struct {
+	cluster Cluster
+	store   *store.Store
+	peers   *Peers
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	version string
+	ttl     struct{ node, operator, machine time.Duration }
+	now     func() time.Time
+
+	caMu     sync.Mutex
+	caCached *ca.CA
+	caFP     string
+}
+
+// New returns a Server.
+func New(cfg Config) *Server {
+	s := &Server{
+		cluster: cfg.Cluster,
+		store:   cfg.Store,
+		peers:   cfg.Peers,
+		log:     cfg.Log,
+		metrics: cfg.Metrics,
+		version: cfg.Version,
+		now:     cfg.Now,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.ttl.node = orDefault(cfg.NodeCertTTL, 7*24*time.Hour)
+	s.ttl.operator = orDefault(cfg.OperatorCertTTL, 90*24*time.Hour)
+	s.ttl.machine = orDefault(cfg.MachineCertTTL, 24*time.Hour)
+	return s
+}
+
+// Register registers every service on g.
+func (s *Server) Register(g *grpc.Server) {
+	underlayv1.RegisterNodeServiceServer(g, &nodeService{Server: s})
+	underlayv1.RegisterClusterServiceServer(g, &clusterService{Server: s})
+	underlayv1.RegisterTokenServiceServer(g, &tokenService{Server: s})
+	underlayv1.RegisterAccessServiceServer(g, &accessService{Server: s})
+}
+
+// One type per service, so that method names may repeat across services.
+type (
+	nodeService struct {
+		underlayv1.UnimplementedNodeServiceServer
+		*Server
+	}
+	clusterService struct {
+		underlayv1.UnimplementedClusterServiceServer
+		*Server
+	}
+	tokenService struct {
+		underlayv1.UnimplementedTokenServiceServer
+		*Server
+	}
+	accessService struct {
+		underlayv1.UnimplementedAccessServiceServer
+		*Server
+	}
+)
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// ca returns the cluster CA loaded from the replicated state.
+func (s *Server) ca() (*ca.CA, error) {
+	st := s.store.CA()
+	if st == nil {
+		return nil, errors.New("cluster CA is not initialised yet")
+	}
+	s.caMu.Lock()
+	defer s.caMu.Unlock()
+	if s.caCached != nil && s.caFP == st.GetFingerprint() {
+		return s.caCached, nil
+	}
+	c, err := ca.Load(st)
+	if err != nil {
+		return nil, fmt.Errorf("load cluster CA: %w", err)
+	}
+	s.caCached, s.caFP = c, st.GetFingerprint()
+	return c, nil
+}
+
+// apply replicates cmd and turns a domain error in the result into an error.
+func (s *Server) apply(ctx context.Context, cmd *underlayv1.Command) (*underlayv1.ApplyResult, error) {
+	if cmd.Actor == "" {
+		cmd.Actor = actor(ctx)
+	}
+	res, err := s.cluster.Apply(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	if err := fsmErr(res); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// read makes a read linearizable unless the caller asked for a stale read.
+func (s *Server) read(ctx context.Context, o *underlayv1.ReadOptions) error {
+	if o.GetStale() {
+		return nil
+	}
+	return s.cluster.ConsistentRead(ctx)
+}
