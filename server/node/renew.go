@@ -79,3 +79,30 @@ func intermediates(c *tls.Certificate) *x509.CertPool {
 	}
 	return p
 }
+
+// IssueCredentials signs a fresh key and certificate for id with this
+// node's copy of the cluster CA and records the issue through Raft. It is
+// for local administration and tests; remote parties get certificates
+// through Join, Enroll or CreateOperator.
+func (n *Node) IssueCredentials(ctx context.Context, id mtls.Identity, ttl time.Duration) (caPEM, certPEM, keyPEM []byte, err error) {
+	st := n.store.CA()
+	if st == nil {
+		return nil, nil, nil, fmt.Errorf("cluster CA not replicated here yet")
+	}
+	authority, err := ca.Load(st)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	certPEM, keyPEM, signed, err := authority.IssueLocal(id, nil, nil, ttl, time.Now())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	res, err := n.cluster.Apply(ctx, issuedCmd(signed))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := fsm.Err(res); err != nil {
+		return nil, nil, nil, err
+	}
+	return authority.RootPEM(), certPEM, keyPEM, nil
+}

@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
 	"underlay.dev/pkg/client"
 	"underlay.dev/pkg/mtls"
 	underlayv1 "underlay.dev/proto/underlay/v1"
@@ -280,5 +283,31 @@ func Eventually(tb testing.TB, d time.Duration, what string, cond func() bool) {
 			tb.Fatalf("timed out after %s waiting for %s", d, what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// AnonymousClient returns a client that verifies the servers but presents
+// no client certificate.
+func (c *Cluster) AnonymousClient(nodes ...int) *client.Client {
+	c.tb.Helper()
+	admin, err := mtls.LoadCreds(c.AdminDir)
+	if err != nil {
+		c.tb.Fatalf("admin creds: %v", err)
+	}
+	addr := c.Addrs()[0]
+	if len(nodes) > 0 {
+		addr = c.Nodes[nodes[0]].Addr()
+	}
+	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(credentials.NewTLS(mtls.ClientConfig(nil, admin.Roots))))
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	c.tb.Cleanup(func() { cc.Close() })
+	return &client.Client{
+		Conn:     cc,
+		Cluster:  underlayv1.NewClusterServiceClient(cc),
+		Tokens:   underlayv1.NewTokenServiceClient(cc),
+		Access:   underlayv1.NewAccessServiceClient(cc),
+		Machines: underlayv1.NewMachineServiceClient(cc),
 	}
 }
