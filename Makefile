@@ -1,6 +1,78 @@
-PROTO_FILES := $(wildcard proto/underlay/v1/*.proto)
-export PATH := $(HOME)/go/bin:$(PATH)
+# Underlay build, test and demo entry points. `make test` and `make demo`
+# install what they need (Debian packages, Go tools) by themselves.
 
-.PHONY: proto
-proto:
-	protoc -I proto --go_out=. --go_opt=module=underlay.dev --go-grpc_out=. --go-grpc_opt=module=underlay.dev $(PROTO_FILES)
+SHELL      := /bin/bash
+GO         ?= go
+GOBIN      := $(shell $(GO) env GOPATH)/bin
+export PATH := $(GOBIN):/usr/local/go/bin:$(PATH)
+VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS    := -s -w -X underlay.dev/pkg/version.Version=$(VERSION)
+PROTO_FILES := $(wildcard proto/underlay/v1/*.proto)
+PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
+# Debian packages the tests use.
+TEST_DEBS  := protobuf-compiler
+TEST_TIMEOUT ?= 25m
+
+.PHONY: all build test unit lint proto proto-check bench demo deps tools clean
+
+all: build
+
+build: bin/underlay bin/underlay-agent
+
+bin/underlay: FORCE
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./server/cmd/underlay
+
+bin/underlay-agent: FORCE
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./agent/cmd/underlay-agent
+
+FORCE:
+
+# deps installs the Debian packages the tests need (as root), once.
+deps:
+	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		if [ "$$(id -u)" != 0 ]; then echo "need root to install:$$missing" >&2; exit 1; fi; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# tools installs the pinned protoc plugins.
+tools:
+	@command -v protoc-gen-go >/dev/null 2>&1 && protoc-gen-go --version | grep -q v1.36.12 || $(GO) install $(PROTOC_GEN_GO)
+	@command -v protoc-gen-go-grpc >/dev/null 2>&1 && protoc-gen-go-grpc --version | grep -q 1.5.1 || $(GO) install $(PROTOC_GEN_GO_GRPC)
+
+proto: deps tools
+	protoc -I proto --go_out=. --go_opt=module=underlay.dev \
+		--go-grpc_out=. --go-grpc_opt=module=underlay.dev $(PROTO_FILES)
+
+# proto-check regenerates the protocol code into a scratch tree and fails if
+# the committed code differs.
+proto-check: deps tools
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	protoc -I proto --go_out=$$tmp --go_opt=module=underlay.dev \
+		--go-grpc_out=$$tmp --go-grpc_opt=module=underlay.dev $(PROTO_FILES) && \
+	diff -r $$tmp/proto/underlay/v1 proto/underlay/v1 -x '*.proto' && echo "proto-check: generated code is current"
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) vet -tags bench ./test/bench/...
+
+# test runs every test: lint, generated-code check, unit tests, the
+# in-process clusters, real server processes killed with SIGKILL.
+test: deps tools lint proto-check
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+unit:
+	$(GO) test -count=1 -short ./...
+
+bench: deps
+	$(GO) test -tags bench -count=1 -run . -v -timeout 60m ./test/bench/...
+
+demo: build
+	bash test/demo/demo.sh
+
+clean:
+	rm -rf bin

@@ -11,8 +11,8 @@ import (
 
 	"underlay.dev/pkg/client"
 	"underlay.dev/pkg/mtls"
-	"underlay.dev/test/harness"
 	underlayv1 "underlay.dev/proto/underlay/v1"
+	"underlay.dev/test/harness"
 )
 
 // credsFor makes credentials for id signed by the cluster CA.

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"underlay.dev/pkg/client"
-	"underlay.dev/test/harness"
 	underlayv1 "underlay.dev/proto/underlay/v1"
+	"underlay.dev/test/harness"
 )
 
 // writeTokens creates tokens with unique descriptions until stop is closed

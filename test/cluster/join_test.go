@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	underlayv1 "underlay.dev/proto/underlay/v1"
 	"underlay.dev/server/node"
 	"underlay.dev/test/harness"
-	underlayv1 "underlay.dev/proto/underlay/v1"
 )
 
 func TestJoinRefusals(t *testing.T) {

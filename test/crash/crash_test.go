@@ -16,8 +16,8 @@ import (
 
 	"underlay.dev/pkg/client"
 	"underlay.dev/pkg/mtls"
-	"underlay.dev/test/harness"
 	underlayv1 "underlay.dev/proto/underlay/v1"
+	"underlay.dev/test/harness"
 )
 
 func buildServer(tb testing.TB) string {

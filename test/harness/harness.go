@@ -40,6 +40,10 @@ type Options struct {
 	TrailingLogs uint64
 	// Verbose sends node logs to the test log.
 	Verbose bool
+	// ProductionTiming keeps the production Raft timeouts (hashicorp/raft
+	// defaults: 1s heartbeat and election, 500ms leader lease) instead of
+	// the faster test timeouts.
+	ProductionTiming bool
 }
 
 // Cluster is a running test cluster.
@@ -117,6 +121,9 @@ func (c *Cluster) newNode(i int) *Node {
 		TrailingLogs:       c.opts.TrailingLogs,
 		Log:                c.logger(id),
 	}}
+	if c.opts.ProductionTiming {
+		n.Cfg.HeartbeatTimeout, n.Cfg.ElectionTimeout, n.Cfg.LeaderLeaseTimeout = 0, 0, 0
+	}
 	c.Nodes = append(c.Nodes, n)
 	return n
 }
