@@ -340,10 +340,14 @@ func (n *Node) start(bootstrap bool) error {
 	if err := n.serveMetrics(); err != nil {
 		return err
 	}
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go func() {
 		defer n.wg.Done()
 		n.renewLoop(ctx)
+	}()
+	go func() {
+		defer n.wg.Done()
+		n.rpc.Run(ctx)
 	}()
 	n.log.Info("node serving", "node_id", n.id, "api_addr", n.apiAddr, "raft_addr", cl.Addr(), "metrics_addr", n.cfg.MetricsListen)
 	return nil
@@ -420,6 +424,9 @@ func (n *Node) Close() error {
 	close(n.done)
 	if n.stop != nil {
 		n.stop()
+	}
+	if n.rpc != nil {
+		n.rpc.Close()
 	}
 	if n.grpc != nil {
 		done := make(chan struct{})

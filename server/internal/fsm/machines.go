@@ -53,6 +53,12 @@ func enroll(tx *store.Tx, e *underlayv1.EnrollMachine) (string, error) {
 	if e.GetHostname() != "" {
 		m.Hostname = e.GetHostname()
 	}
+	if old := m.GetCertSerial(); exists && old != "" && old != e.GetCertSerial() {
+		// A re-enrolled machine has a new key; its old certificate goes.
+		if _, err := revokeTx(tx, &underlayv1.Revocation{Serial: old, Subject: machine.Subject(id), Reason: "machine re-enrolled"}); err != nil {
+			return "", err
+		}
+	}
 	m.CertSerial = e.GetCertSerial()
 	m.EnrolledWith = tok.GetId()
 	m.Conflicts = res.Conflicts
@@ -236,6 +242,14 @@ func setPresence(tx *store.Tx, p *underlayv1.SetPresence) (string, error) {
 	m, err := tx.Machine(p.GetMachineId())
 	if err != nil {
 		return "", fmt.Errorf("set presence: %w", err)
+	}
+	if !p.GetOnline() && m.GetConnectedNode() != p.GetNodeId() {
+		// The machine has moved to another node since; that node owns its
+		// presence now, so a late "offline" from the old one is ignored.
+		return m.GetId(), nil
+	}
+	if p.GetOnline() == m.GetOnline() && m.GetConnectedNode() == p.GetNodeId() {
+		return m.GetId(), nil
 	}
 	m.Online = p.GetOnline()
 	m.LastSeen = tx.Now()

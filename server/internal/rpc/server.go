@@ -49,6 +49,11 @@ type Config struct {
 	NodeCertTTL     time.Duration
 	OperatorCertTTL time.Duration
 	MachineCertTTL  time.Duration
+	// Heartbeat is the interval agents are told to use.
+	Heartbeat time.Duration
+	// OfflineGrace is how long a machine may be without a session before
+	// it is shown offline.
+	OfflineGrace time.Duration
 	// Now is the clock (tests may replace it).
 	Now func() time.Time
 }
@@ -63,6 +68,11 @@ type Server struct {
 	version string
 	ttl     struct{ node, operator, machine time.Duration }
 	now     func() time.Time
+
+	heartbeat time.Duration
+	presence  *presence
+	done      chan struct{}
+	closeOnce sync.Once
 
 	caMu     sync.Mutex
 	caCached *ca.CA
@@ -89,7 +99,22 @@ func New(cfg Config) *Server {
 	s.ttl.node = orDefault(cfg.NodeCertTTL, 7*24*time.Hour)
 	s.ttl.operator = orDefault(cfg.OperatorCertTTL, 90*24*time.Hour)
 	s.ttl.machine = orDefault(cfg.MachineCertTTL, 24*time.Hour)
+	s.heartbeat = orDefault(cfg.Heartbeat, 10*time.Second)
+	s.presence = newPresence(orDefault(cfg.OfflineGrace, 15*time.Second))
+	s.done = make(chan struct{})
 	return s
+}
+
+// Run runs the background work of the handlers (the leader's offline
+// sweep) until ctx is done.
+func (s *Server) Run(ctx context.Context) { s.sweepOffline(ctx) }
+
+// Close ends every agent session and watch held by this node.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() {
+		close(s.done)
+		s.presence.closeAll()
+	})
 }
 
 // Register registers every service on g.
@@ -98,6 +123,8 @@ func (s *Server) Register(g *grpc.Server) {
 	underlayv1.RegisterClusterServiceServer(g, &clusterService{Server: s})
 	underlayv1.RegisterTokenServiceServer(g, &tokenService{Server: s})
 	underlayv1.RegisterAccessServiceServer(g, &accessService{Server: s})
+	underlayv1.RegisterMachineServiceServer(g, &machineService{Server: s})
+	underlayv1.RegisterAgentServiceServer(g, &agentService{Server: s})
 }
 
 // One type per service, so that method names may repeat across services.
@@ -116,6 +143,14 @@ type (
 	}
 	accessService struct {
 		underlayv1.UnimplementedAccessServiceServer
+		*Server
+	}
+	machineService struct {
+		underlayv1.UnimplementedMachineServiceServer
+		*Server
+	}
+	agentService struct {
+		underlayv1.UnimplementedAgentServiceServer
 		*Server
 	}
 )
