@@ -1773,6 +1773,551 @@ func (x *WatchRequest) GetMachineId() string {
 	return ""
 }
 
+type CreateSubnetRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Subnet        *Subnet                `protobuf:"bytes,1,opt,name=subnet,proto3" json:"subnet,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateSubnetRequest) Reset() {
+	*x = CreateSubnetRequest{}
+	mi := &file_underlay_v1_operator_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSubnetRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSubnetRequest) ProtoMessage() {}
+
+func (x *CreateSubnetRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_operator_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSubnetRequest.ProtoReflect.Descriptor instead.
+func (*CreateSubnetRequest) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *CreateSubnetRequest) GetSubnet() *Subnet {
+	if x != nil {
+		return x.Subnet
+	}
+	return nil
+}
+
+type ListSubnetsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Read          *ReadOptions           `protobuf:"bytes,1,opt,name=read,proto3" json:"read,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSubnetsRequest) Reset() {
+	*x = ListSubnetsRequest{}
+	mi := &file_underlay_v1_operator_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSubnetsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSubnetsRequest) ProtoMessage() {}
+
+func (x *ListSubnetsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_operator_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSubnetsRequest.ProtoReflect.Descriptor instead.
+func (*ListSubnetsRequest) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ListSubnetsRequest) GetRead() *ReadOptions {
+	if x != nil {
+		return x.Read
+	}
+	return nil
+}
+
+type ListSubnetsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Subnets       []*Subnet              `protobuf:"bytes,1,rep,name=subnets,proto3" json:"subnets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSubnetsResponse) Reset() {
+	*x = ListSubnetsResponse{}
+	mi := &file_underlay_v1_operator_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSubnetsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSubnetsResponse) ProtoMessage() {}
+
+func (x *ListSubnetsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_operator_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSubnetsResponse.ProtoReflect.Descriptor instead.
+func (*ListSubnetsResponse) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ListSubnetsResponse) GetSubnets() []*Subnet {
+	if x != nil {
+		return x.Subnets
+	}
+	return nil
+}
+
+type DeleteSubnetRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSubnetRequest) Reset() {
+	*x = DeleteSubnetRequest{}
+	mi := &file_underlay_v1_operator_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSubnetRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSubnetRequest) ProtoMessage() {}
+
+func (x *DeleteSubnetRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_operator_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSubnetRequest.ProtoReflect.Descriptor instead.
+func (*DeleteSubnetRequest) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *DeleteSubnetRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type DeleteSubnetResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSubnetResponse) Reset() {
+	*x = DeleteSubnetResponse{}
+	mi := &file_underlay_v1_operator_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSubnetResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSubnetResponse) ProtoMessage() {}
+
+func (x *DeleteSubnetResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_operator_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSubnetResponse.ProtoReflect.Descriptor instead.
+func (*DeleteSubnetResponse) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{37}
+}
+
+type ListLeasesRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Read   *ReadOptions           `protobuf:"bytes,1,opt,name=read,proto3" json:"read,omitempty"`
+	Subnet string                 `protobuf:"bytes,2,opt,name=subnet,proto3" json:"subnet,omitempty"`
+	// all includes expired leases.
+	All           bool `protobuf:"varint,3,opt,name=all,proto3" json:"all,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListLeasesRequest) Reset() {
+	*x = ListLeasesRequest{}
+	mi := &file_underlay_v1_operator_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListLeasesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListLeasesRequest) ProtoMessage() {}
+
+func (x *ListLeasesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_operator_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListLeasesRequest.ProtoReflect.Descriptor instead.
+func (*ListLeasesRequest) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ListLeasesRequest) GetRead() *ReadOptions {
+	if x != nil {
+		return x.Read
+	}
+	return nil
+}
+
+func (x *ListLeasesRequest) GetSubnet() string {
+	if x != nil {
+		return x.Subnet
+	}
+	return ""
+}
+
+func (x *ListLeasesRequest) GetAll() bool {
+	if x != nil {
+		return x.All
+	}
+	return false
+}
+
+type ListLeasesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Leases        []*Lease               `protobuf:"bytes,1,rep,name=leases,proto3" json:"leases,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListLeasesResponse) Reset() {
+	*x = ListLeasesResponse{}
+	mi := &file_underlay_v1_operator_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListLeasesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListLeasesResponse) ProtoMessage() {}
+
+func (x *ListLeasesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_operator_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListLeasesResponse.ProtoReflect.Descriptor instead.
+func (*ListLeasesResponse) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *ListLeasesResponse) GetLeases() []*Lease {
+	if x != nil {
+		return x.Leases
+	}
+	return nil
+}
+
+type CreateReservationRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reservation   *Reservation           `protobuf:"bytes,1,opt,name=reservation,proto3" json:"reservation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateReservationRequest) Reset() {
+	*x = CreateReservationRequest{}
+	mi := &file_underlay_v1_operator_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateReservationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateReservationRequest) ProtoMessage() {}
+
+func (x *CreateReservationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_operator_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateReservationRequest.ProtoReflect.Descriptor instead.
+func (*CreateReservationRequest) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *CreateReservationRequest) GetReservation() *Reservation {
+	if x != nil {
+		return x.Reservation
+	}
+	return nil
+}
+
+type ListReservationsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Read          *ReadOptions           `protobuf:"bytes,1,opt,name=read,proto3" json:"read,omitempty"`
+	Subnet        string                 `protobuf:"bytes,2,opt,name=subnet,proto3" json:"subnet,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListReservationsRequest) Reset() {
+	*x = ListReservationsRequest{}
+	mi := &file_underlay_v1_operator_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListReservationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListReservationsRequest) ProtoMessage() {}
+
+func (x *ListReservationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_operator_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListReservationsRequest.ProtoReflect.Descriptor instead.
+func (*ListReservationsRequest) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *ListReservationsRequest) GetRead() *ReadOptions {
+	if x != nil {
+		return x.Read
+	}
+	return nil
+}
+
+func (x *ListReservationsRequest) GetSubnet() string {
+	if x != nil {
+		return x.Subnet
+	}
+	return ""
+}
+
+type ListReservationsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reservations  []*Reservation         `protobuf:"bytes,1,rep,name=reservations,proto3" json:"reservations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListReservationsResponse) Reset() {
+	*x = ListReservationsResponse{}
+	mi := &file_underlay_v1_operator_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListReservationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListReservationsResponse) ProtoMessage() {}
+
+func (x *ListReservationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_operator_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListReservationsResponse.ProtoReflect.Descriptor instead.
+func (*ListReservationsResponse) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ListReservationsResponse) GetReservations() []*Reservation {
+	if x != nil {
+		return x.Reservations
+	}
+	return nil
+}
+
+type DeleteReservationRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Subnet        string                 `protobuf:"bytes,1,opt,name=subnet,proto3" json:"subnet,omitempty"`
+	Mac           string                 `protobuf:"bytes,2,opt,name=mac,proto3" json:"mac,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteReservationRequest) Reset() {
+	*x = DeleteReservationRequest{}
+	mi := &file_underlay_v1_operator_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteReservationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteReservationRequest) ProtoMessage() {}
+
+func (x *DeleteReservationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_operator_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteReservationRequest.ProtoReflect.Descriptor instead.
+func (*DeleteReservationRequest) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *DeleteReservationRequest) GetSubnet() string {
+	if x != nil {
+		return x.Subnet
+	}
+	return ""
+}
+
+func (x *DeleteReservationRequest) GetMac() string {
+	if x != nil {
+		return x.Mac
+	}
+	return ""
+}
+
+type DeleteReservationResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteReservationResponse) Reset() {
+	*x = DeleteReservationResponse{}
+	mi := &file_underlay_v1_operator_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteReservationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteReservationResponse) ProtoMessage() {}
+
+func (x *DeleteReservationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_operator_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteReservationResponse.ProtoReflect.Descriptor instead.
+func (*DeleteReservationResponse) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{44}
+}
+
 var File_underlay_v1_operator_proto protoreflect.FileDescriptor
 
 const file_underlay_v1_operator_proto_rawDesc = "" +
@@ -1892,7 +2437,33 @@ const file_underlay_v1_operator_proto_rawDesc = "" +
 	"\x06events\x18\x01 \x03(\v2\x12.underlay.v1.EventR\x06events\"-\n" +
 	"\fWatchRequest\x12\x1d\n" +
 	"\n" +
-	"machine_id\x18\x01 \x01(\tR\tmachineId2\xf4\x01\n" +
+	"machine_id\x18\x01 \x01(\tR\tmachineId\"B\n" +
+	"\x13CreateSubnetRequest\x12+\n" +
+	"\x06subnet\x18\x01 \x01(\v2\x13.underlay.v1.SubnetR\x06subnet\"B\n" +
+	"\x12ListSubnetsRequest\x12,\n" +
+	"\x04read\x18\x01 \x01(\v2\x18.underlay.v1.ReadOptionsR\x04read\"D\n" +
+	"\x13ListSubnetsResponse\x12-\n" +
+	"\asubnets\x18\x01 \x03(\v2\x13.underlay.v1.SubnetR\asubnets\")\n" +
+	"\x13DeleteSubnetRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x16\n" +
+	"\x14DeleteSubnetResponse\"k\n" +
+	"\x11ListLeasesRequest\x12,\n" +
+	"\x04read\x18\x01 \x01(\v2\x18.underlay.v1.ReadOptionsR\x04read\x12\x16\n" +
+	"\x06subnet\x18\x02 \x01(\tR\x06subnet\x12\x10\n" +
+	"\x03all\x18\x03 \x01(\bR\x03all\"@\n" +
+	"\x12ListLeasesResponse\x12*\n" +
+	"\x06leases\x18\x01 \x03(\v2\x12.underlay.v1.LeaseR\x06leases\"V\n" +
+	"\x18CreateReservationRequest\x12:\n" +
+	"\vreservation\x18\x01 \x01(\v2\x18.underlay.v1.ReservationR\vreservation\"_\n" +
+	"\x17ListReservationsRequest\x12,\n" +
+	"\x04read\x18\x01 \x01(\v2\x18.underlay.v1.ReadOptionsR\x04read\x12\x16\n" +
+	"\x06subnet\x18\x02 \x01(\tR\x06subnet\"X\n" +
+	"\x18ListReservationsResponse\x12<\n" +
+	"\freservations\x18\x01 \x03(\v2\x18.underlay.v1.ReservationR\freservations\"D\n" +
+	"\x18DeleteReservationRequest\x12\x16\n" +
+	"\x06subnet\x18\x01 \x01(\tR\x06subnet\x12\x10\n" +
+	"\x03mac\x18\x02 \x01(\tR\x03mac\"\x1b\n" +
+	"\x19DeleteReservationResponse2\xf4\x01\n" +
 	"\x0eClusterService\x12G\n" +
 	"\x06Status\x12!.underlay.v1.ClusterStatusRequest\x1a\x1a.underlay.v1.ClusterStatus\x12D\n" +
 	"\aMembers\x12\x1b.underlay.v1.MembersRequest\x1a\x1c.underlay.v1.MembersResponse\x12S\n" +
@@ -1915,7 +2486,16 @@ const file_underlay_v1_operator_proto_rawDesc = "" +
 	"\x05Label\x12 .underlay.v1.LabelMachineRequest\x1a\x14.underlay.v1.Machine\x12O\n" +
 	"\x06Delete\x12!.underlay.v1.DeleteMachineRequest\x1a\".underlay.v1.DeleteMachineResponse\x12O\n" +
 	"\x06Events\x12!.underlay.v1.MachineEventsRequest\x1a\".underlay.v1.MachineEventsResponse\x128\n" +
-	"\x05Watch\x12\x19.underlay.v1.WatchRequest\x1a\x12.underlay.v1.Event0\x01B+Z)underlay.dev/proto/underlay/v1;underlayv1b\x06proto3"
+	"\x05Watch\x12\x19.underlay.v1.WatchRequest\x1a\x12.underlay.v1.Event0\x012\xe5\x04\n" +
+	"\vIPAMService\x12E\n" +
+	"\fCreateSubnet\x12 .underlay.v1.CreateSubnetRequest\x1a\x13.underlay.v1.Subnet\x12P\n" +
+	"\vListSubnets\x12\x1f.underlay.v1.ListSubnetsRequest\x1a .underlay.v1.ListSubnetsResponse\x12S\n" +
+	"\fDeleteSubnet\x12 .underlay.v1.DeleteSubnetRequest\x1a!.underlay.v1.DeleteSubnetResponse\x12M\n" +
+	"\n" +
+	"ListLeases\x12\x1e.underlay.v1.ListLeasesRequest\x1a\x1f.underlay.v1.ListLeasesResponse\x12T\n" +
+	"\x11CreateReservation\x12%.underlay.v1.CreateReservationRequest\x1a\x18.underlay.v1.Reservation\x12_\n" +
+	"\x10ListReservations\x12$.underlay.v1.ListReservationsRequest\x1a%.underlay.v1.ListReservationsResponse\x12b\n" +
+	"\x11DeleteReservation\x12%.underlay.v1.DeleteReservationRequest\x1a&.underlay.v1.DeleteReservationResponseB+Z)underlay.dev/proto/underlay/v1;underlayv1b\x06proto3"
 
 var (
 	file_underlay_v1_operator_proto_rawDescOnce sync.Once
@@ -1929,119 +2509,156 @@ func file_underlay_v1_operator_proto_rawDescGZIP() []byte {
 	return file_underlay_v1_operator_proto_rawDescData
 }
 
-var file_underlay_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_underlay_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_underlay_v1_operator_proto_goTypes = []any{
-	(*ReadOptions)(nil),             // 0: underlay.v1.ReadOptions
-	(*ClusterStatusRequest)(nil),    // 1: underlay.v1.ClusterStatusRequest
-	(*ClusterStatus)(nil),           // 2: underlay.v1.ClusterStatus
-	(*Member)(nil),                  // 3: underlay.v1.Member
-	(*MembersRequest)(nil),          // 4: underlay.v1.MembersRequest
-	(*MembersResponse)(nil),         // 5: underlay.v1.MembersResponse
-	(*RemoveMemberRequest)(nil),     // 6: underlay.v1.RemoveMemberRequest
-	(*RemoveMemberResponse)(nil),    // 7: underlay.v1.RemoveMemberResponse
-	(*CreateTokenRequest)(nil),      // 8: underlay.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),     // 9: underlay.v1.CreateTokenResponse
-	(*ListTokensRequest)(nil),       // 10: underlay.v1.ListTokensRequest
-	(*ListTokensResponse)(nil),      // 11: underlay.v1.ListTokensResponse
-	(*RevokeTokenRequest)(nil),      // 12: underlay.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),     // 13: underlay.v1.RevokeTokenResponse
-	(*CreateOperatorRequest)(nil),   // 14: underlay.v1.CreateOperatorRequest
-	(*CreateOperatorResponse)(nil),  // 15: underlay.v1.CreateOperatorResponse
-	(*ListOperatorsRequest)(nil),    // 16: underlay.v1.ListOperatorsRequest
-	(*ListOperatorsResponse)(nil),   // 17: underlay.v1.ListOperatorsResponse
-	(*RevokeCertRequest)(nil),       // 18: underlay.v1.RevokeCertRequest
-	(*RevokeCertResponse)(nil),      // 19: underlay.v1.RevokeCertResponse
-	(*ListRevocationsRequest)(nil),  // 20: underlay.v1.ListRevocationsRequest
-	(*ListRevocationsResponse)(nil), // 21: underlay.v1.ListRevocationsResponse
-	(*WhoAmIRequest)(nil),           // 22: underlay.v1.WhoAmIRequest
-	(*WhoAmIResponse)(nil),          // 23: underlay.v1.WhoAmIResponse
-	(*ListMachinesRequest)(nil),     // 24: underlay.v1.ListMachinesRequest
-	(*ListMachinesResponse)(nil),    // 25: underlay.v1.ListMachinesResponse
-	(*GetMachineRequest)(nil),       // 26: underlay.v1.GetMachineRequest
-	(*LabelMachineRequest)(nil),     // 27: underlay.v1.LabelMachineRequest
-	(*DeleteMachineRequest)(nil),    // 28: underlay.v1.DeleteMachineRequest
-	(*DeleteMachineResponse)(nil),   // 29: underlay.v1.DeleteMachineResponse
-	(*MachineEventsRequest)(nil),    // 30: underlay.v1.MachineEventsRequest
-	(*MachineEventsResponse)(nil),   // 31: underlay.v1.MachineEventsResponse
-	(*WatchRequest)(nil),            // 32: underlay.v1.WatchRequest
-	nil,                             // 33: underlay.v1.ListMachinesRequest.LabelsEntry
-	nil,                             // 34: underlay.v1.LabelMachineRequest.SetEntry
-	(*timestamppb.Timestamp)(nil),   // 35: google.protobuf.Timestamp
-	(TokenKind)(0),                  // 36: underlay.v1.TokenKind
-	(*Token)(nil),                   // 37: underlay.v1.Token
-	(OperatorRole)(0),               // 38: underlay.v1.OperatorRole
-	(*Operator)(nil),                // 39: underlay.v1.Operator
-	(*Revocation)(nil),              // 40: underlay.v1.Revocation
-	(*Machine)(nil),                 // 41: underlay.v1.Machine
-	(*Event)(nil),                   // 42: underlay.v1.Event
-	(*Inventory)(nil),               // 43: underlay.v1.Inventory
+	(*ReadOptions)(nil),               // 0: underlay.v1.ReadOptions
+	(*ClusterStatusRequest)(nil),      // 1: underlay.v1.ClusterStatusRequest
+	(*ClusterStatus)(nil),             // 2: underlay.v1.ClusterStatus
+	(*Member)(nil),                    // 3: underlay.v1.Member
+	(*MembersRequest)(nil),            // 4: underlay.v1.MembersRequest
+	(*MembersResponse)(nil),           // 5: underlay.v1.MembersResponse
+	(*RemoveMemberRequest)(nil),       // 6: underlay.v1.RemoveMemberRequest
+	(*RemoveMemberResponse)(nil),      // 7: underlay.v1.RemoveMemberResponse
+	(*CreateTokenRequest)(nil),        // 8: underlay.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),       // 9: underlay.v1.CreateTokenResponse
+	(*ListTokensRequest)(nil),         // 10: underlay.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),        // 11: underlay.v1.ListTokensResponse
+	(*RevokeTokenRequest)(nil),        // 12: underlay.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),       // 13: underlay.v1.RevokeTokenResponse
+	(*CreateOperatorRequest)(nil),     // 14: underlay.v1.CreateOperatorRequest
+	(*CreateOperatorResponse)(nil),    // 15: underlay.v1.CreateOperatorResponse
+	(*ListOperatorsRequest)(nil),      // 16: underlay.v1.ListOperatorsRequest
+	(*ListOperatorsResponse)(nil),     // 17: underlay.v1.ListOperatorsResponse
+	(*RevokeCertRequest)(nil),         // 18: underlay.v1.RevokeCertRequest
+	(*RevokeCertResponse)(nil),        // 19: underlay.v1.RevokeCertResponse
+	(*ListRevocationsRequest)(nil),    // 20: underlay.v1.ListRevocationsRequest
+	(*ListRevocationsResponse)(nil),   // 21: underlay.v1.ListRevocationsResponse
+	(*WhoAmIRequest)(nil),             // 22: underlay.v1.WhoAmIRequest
+	(*WhoAmIResponse)(nil),            // 23: underlay.v1.WhoAmIResponse
+	(*ListMachinesRequest)(nil),       // 24: underlay.v1.ListMachinesRequest
+	(*ListMachinesResponse)(nil),      // 25: underlay.v1.ListMachinesResponse
+	(*GetMachineRequest)(nil),         // 26: underlay.v1.GetMachineRequest
+	(*LabelMachineRequest)(nil),       // 27: underlay.v1.LabelMachineRequest
+	(*DeleteMachineRequest)(nil),      // 28: underlay.v1.DeleteMachineRequest
+	(*DeleteMachineResponse)(nil),     // 29: underlay.v1.DeleteMachineResponse
+	(*MachineEventsRequest)(nil),      // 30: underlay.v1.MachineEventsRequest
+	(*MachineEventsResponse)(nil),     // 31: underlay.v1.MachineEventsResponse
+	(*WatchRequest)(nil),              // 32: underlay.v1.WatchRequest
+	(*CreateSubnetRequest)(nil),       // 33: underlay.v1.CreateSubnetRequest
+	(*ListSubnetsRequest)(nil),        // 34: underlay.v1.ListSubnetsRequest
+	(*ListSubnetsResponse)(nil),       // 35: underlay.v1.ListSubnetsResponse
+	(*DeleteSubnetRequest)(nil),       // 36: underlay.v1.DeleteSubnetRequest
+	(*DeleteSubnetResponse)(nil),      // 37: underlay.v1.DeleteSubnetResponse
+	(*ListLeasesRequest)(nil),         // 38: underlay.v1.ListLeasesRequest
+	(*ListLeasesResponse)(nil),        // 39: underlay.v1.ListLeasesResponse
+	(*CreateReservationRequest)(nil),  // 40: underlay.v1.CreateReservationRequest
+	(*ListReservationsRequest)(nil),   // 41: underlay.v1.ListReservationsRequest
+	(*ListReservationsResponse)(nil),  // 42: underlay.v1.ListReservationsResponse
+	(*DeleteReservationRequest)(nil),  // 43: underlay.v1.DeleteReservationRequest
+	(*DeleteReservationResponse)(nil), // 44: underlay.v1.DeleteReservationResponse
+	nil,                               // 45: underlay.v1.ListMachinesRequest.LabelsEntry
+	nil,                               // 46: underlay.v1.LabelMachineRequest.SetEntry
+	(*timestamppb.Timestamp)(nil),     // 47: google.protobuf.Timestamp
+	(TokenKind)(0),                    // 48: underlay.v1.TokenKind
+	(*Token)(nil),                     // 49: underlay.v1.Token
+	(OperatorRole)(0),                 // 50: underlay.v1.OperatorRole
+	(*Operator)(nil),                  // 51: underlay.v1.Operator
+	(*Revocation)(nil),                // 52: underlay.v1.Revocation
+	(*Machine)(nil),                   // 53: underlay.v1.Machine
+	(*Event)(nil),                     // 54: underlay.v1.Event
+	(*Subnet)(nil),                    // 55: underlay.v1.Subnet
+	(*Lease)(nil),                     // 56: underlay.v1.Lease
+	(*Reservation)(nil),               // 57: underlay.v1.Reservation
+	(*Inventory)(nil),                 // 58: underlay.v1.Inventory
 }
 var file_underlay_v1_operator_proto_depIdxs = []int32{
 	3,  // 0: underlay.v1.ClusterStatus.members:type_name -> underlay.v1.Member
-	35, // 1: underlay.v1.Member.last_contact:type_name -> google.protobuf.Timestamp
+	47, // 1: underlay.v1.Member.last_contact:type_name -> google.protobuf.Timestamp
 	0,  // 2: underlay.v1.MembersRequest.read:type_name -> underlay.v1.ReadOptions
 	3,  // 3: underlay.v1.MembersResponse.members:type_name -> underlay.v1.Member
-	36, // 4: underlay.v1.CreateTokenRequest.kind:type_name -> underlay.v1.TokenKind
-	37, // 5: underlay.v1.CreateTokenResponse.token:type_name -> underlay.v1.Token
+	48, // 4: underlay.v1.CreateTokenRequest.kind:type_name -> underlay.v1.TokenKind
+	49, // 5: underlay.v1.CreateTokenResponse.token:type_name -> underlay.v1.Token
 	0,  // 6: underlay.v1.ListTokensRequest.read:type_name -> underlay.v1.ReadOptions
-	37, // 7: underlay.v1.ListTokensResponse.tokens:type_name -> underlay.v1.Token
-	38, // 8: underlay.v1.CreateOperatorRequest.role:type_name -> underlay.v1.OperatorRole
-	39, // 9: underlay.v1.CreateOperatorResponse.operator:type_name -> underlay.v1.Operator
+	49, // 7: underlay.v1.ListTokensResponse.tokens:type_name -> underlay.v1.Token
+	50, // 8: underlay.v1.CreateOperatorRequest.role:type_name -> underlay.v1.OperatorRole
+	51, // 9: underlay.v1.CreateOperatorResponse.operator:type_name -> underlay.v1.Operator
 	0,  // 10: underlay.v1.ListOperatorsRequest.read:type_name -> underlay.v1.ReadOptions
-	39, // 11: underlay.v1.ListOperatorsResponse.operators:type_name -> underlay.v1.Operator
-	40, // 12: underlay.v1.RevokeCertResponse.revoked:type_name -> underlay.v1.Revocation
+	51, // 11: underlay.v1.ListOperatorsResponse.operators:type_name -> underlay.v1.Operator
+	52, // 12: underlay.v1.RevokeCertResponse.revoked:type_name -> underlay.v1.Revocation
 	0,  // 13: underlay.v1.ListRevocationsRequest.read:type_name -> underlay.v1.ReadOptions
-	40, // 14: underlay.v1.ListRevocationsResponse.revocations:type_name -> underlay.v1.Revocation
-	38, // 15: underlay.v1.WhoAmIResponse.role:type_name -> underlay.v1.OperatorRole
-	35, // 16: underlay.v1.WhoAmIResponse.not_after:type_name -> google.protobuf.Timestamp
+	52, // 14: underlay.v1.ListRevocationsResponse.revocations:type_name -> underlay.v1.Revocation
+	50, // 15: underlay.v1.WhoAmIResponse.role:type_name -> underlay.v1.OperatorRole
+	47, // 16: underlay.v1.WhoAmIResponse.not_after:type_name -> google.protobuf.Timestamp
 	0,  // 17: underlay.v1.ListMachinesRequest.read:type_name -> underlay.v1.ReadOptions
-	33, // 18: underlay.v1.ListMachinesRequest.labels:type_name -> underlay.v1.ListMachinesRequest.LabelsEntry
-	41, // 19: underlay.v1.ListMachinesResponse.machines:type_name -> underlay.v1.Machine
+	45, // 18: underlay.v1.ListMachinesRequest.labels:type_name -> underlay.v1.ListMachinesRequest.LabelsEntry
+	53, // 19: underlay.v1.ListMachinesResponse.machines:type_name -> underlay.v1.Machine
 	0,  // 20: underlay.v1.GetMachineRequest.read:type_name -> underlay.v1.ReadOptions
-	34, // 21: underlay.v1.LabelMachineRequest.set:type_name -> underlay.v1.LabelMachineRequest.SetEntry
+	46, // 21: underlay.v1.LabelMachineRequest.set:type_name -> underlay.v1.LabelMachineRequest.SetEntry
 	0,  // 22: underlay.v1.MachineEventsRequest.read:type_name -> underlay.v1.ReadOptions
-	42, // 23: underlay.v1.MachineEventsResponse.events:type_name -> underlay.v1.Event
-	1,  // 24: underlay.v1.ClusterService.Status:input_type -> underlay.v1.ClusterStatusRequest
-	4,  // 25: underlay.v1.ClusterService.Members:input_type -> underlay.v1.MembersRequest
-	6,  // 26: underlay.v1.ClusterService.RemoveMember:input_type -> underlay.v1.RemoveMemberRequest
-	8,  // 27: underlay.v1.TokenService.Create:input_type -> underlay.v1.CreateTokenRequest
-	10, // 28: underlay.v1.TokenService.List:input_type -> underlay.v1.ListTokensRequest
-	12, // 29: underlay.v1.TokenService.Revoke:input_type -> underlay.v1.RevokeTokenRequest
-	14, // 30: underlay.v1.AccessService.CreateOperator:input_type -> underlay.v1.CreateOperatorRequest
-	16, // 31: underlay.v1.AccessService.ListOperators:input_type -> underlay.v1.ListOperatorsRequest
-	18, // 32: underlay.v1.AccessService.RevokeCert:input_type -> underlay.v1.RevokeCertRequest
-	20, // 33: underlay.v1.AccessService.ListRevocations:input_type -> underlay.v1.ListRevocationsRequest
-	22, // 34: underlay.v1.AccessService.WhoAmI:input_type -> underlay.v1.WhoAmIRequest
-	24, // 35: underlay.v1.MachineService.List:input_type -> underlay.v1.ListMachinesRequest
-	26, // 36: underlay.v1.MachineService.Get:input_type -> underlay.v1.GetMachineRequest
-	26, // 37: underlay.v1.MachineService.GetInventory:input_type -> underlay.v1.GetMachineRequest
-	27, // 38: underlay.v1.MachineService.Label:input_type -> underlay.v1.LabelMachineRequest
-	28, // 39: underlay.v1.MachineService.Delete:input_type -> underlay.v1.DeleteMachineRequest
-	30, // 40: underlay.v1.MachineService.Events:input_type -> underlay.v1.MachineEventsRequest
-	32, // 41: underlay.v1.MachineService.Watch:input_type -> underlay.v1.WatchRequest
-	2,  // 42: underlay.v1.ClusterService.Status:output_type -> underlay.v1.ClusterStatus
-	5,  // 43: underlay.v1.ClusterService.Members:output_type -> underlay.v1.MembersResponse
-	7,  // 44: underlay.v1.ClusterService.RemoveMember:output_type -> underlay.v1.RemoveMemberResponse
-	9,  // 45: underlay.v1.TokenService.Create:output_type -> underlay.v1.CreateTokenResponse
-	11, // 46: underlay.v1.TokenService.List:output_type -> underlay.v1.ListTokensResponse
-	13, // 47: underlay.v1.TokenService.Revoke:output_type -> underlay.v1.RevokeTokenResponse
-	15, // 48: underlay.v1.AccessService.CreateOperator:output_type -> underlay.v1.CreateOperatorResponse
-	17, // 49: underlay.v1.AccessService.ListOperators:output_type -> underlay.v1.ListOperatorsResponse
-	19, // 50: underlay.v1.AccessService.RevokeCert:output_type -> underlay.v1.RevokeCertResponse
-	21, // 51: underlay.v1.AccessService.ListRevocations:output_type -> underlay.v1.ListRevocationsResponse
-	23, // 52: underlay.v1.AccessService.WhoAmI:output_type -> underlay.v1.WhoAmIResponse
-	25, // 53: underlay.v1.MachineService.List:output_type -> underlay.v1.ListMachinesResponse
-	41, // 54: underlay.v1.MachineService.Get:output_type -> underlay.v1.Machine
-	43, // 55: underlay.v1.MachineService.GetInventory:output_type -> underlay.v1.Inventory
-	41, // 56: underlay.v1.MachineService.Label:output_type -> underlay.v1.Machine
-	29, // 57: underlay.v1.MachineService.Delete:output_type -> underlay.v1.DeleteMachineResponse
-	31, // 58: underlay.v1.MachineService.Events:output_type -> underlay.v1.MachineEventsResponse
-	42, // 59: underlay.v1.MachineService.Watch:output_type -> underlay.v1.Event
-	42, // [42:60] is the sub-list for method output_type
-	24, // [24:42] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	54, // 23: underlay.v1.MachineEventsResponse.events:type_name -> underlay.v1.Event
+	55, // 24: underlay.v1.CreateSubnetRequest.subnet:type_name -> underlay.v1.Subnet
+	0,  // 25: underlay.v1.ListSubnetsRequest.read:type_name -> underlay.v1.ReadOptions
+	55, // 26: underlay.v1.ListSubnetsResponse.subnets:type_name -> underlay.v1.Subnet
+	0,  // 27: underlay.v1.ListLeasesRequest.read:type_name -> underlay.v1.ReadOptions
+	56, // 28: underlay.v1.ListLeasesResponse.leases:type_name -> underlay.v1.Lease
+	57, // 29: underlay.v1.CreateReservationRequest.reservation:type_name -> underlay.v1.Reservation
+	0,  // 30: underlay.v1.ListReservationsRequest.read:type_name -> underlay.v1.ReadOptions
+	57, // 31: underlay.v1.ListReservationsResponse.reservations:type_name -> underlay.v1.Reservation
+	1,  // 32: underlay.v1.ClusterService.Status:input_type -> underlay.v1.ClusterStatusRequest
+	4,  // 33: underlay.v1.ClusterService.Members:input_type -> underlay.v1.MembersRequest
+	6,  // 34: underlay.v1.ClusterService.RemoveMember:input_type -> underlay.v1.RemoveMemberRequest
+	8,  // 35: underlay.v1.TokenService.Create:input_type -> underlay.v1.CreateTokenRequest
+	10, // 36: underlay.v1.TokenService.List:input_type -> underlay.v1.ListTokensRequest
+	12, // 37: underlay.v1.TokenService.Revoke:input_type -> underlay.v1.RevokeTokenRequest
+	14, // 38: underlay.v1.AccessService.CreateOperator:input_type -> underlay.v1.CreateOperatorRequest
+	16, // 39: underlay.v1.AccessService.ListOperators:input_type -> underlay.v1.ListOperatorsRequest
+	18, // 40: underlay.v1.AccessService.RevokeCert:input_type -> underlay.v1.RevokeCertRequest
+	20, // 41: underlay.v1.AccessService.ListRevocations:input_type -> underlay.v1.ListRevocationsRequest
+	22, // 42: underlay.v1.AccessService.WhoAmI:input_type -> underlay.v1.WhoAmIRequest
+	24, // 43: underlay.v1.MachineService.List:input_type -> underlay.v1.ListMachinesRequest
+	26, // 44: underlay.v1.MachineService.Get:input_type -> underlay.v1.GetMachineRequest
+	26, // 45: underlay.v1.MachineService.GetInventory:input_type -> underlay.v1.GetMachineRequest
+	27, // 46: underlay.v1.MachineService.Label:input_type -> underlay.v1.LabelMachineRequest
+	28, // 47: underlay.v1.MachineService.Delete:input_type -> underlay.v1.DeleteMachineRequest
+	30, // 48: underlay.v1.MachineService.Events:input_type -> underlay.v1.MachineEventsRequest
+	32, // 49: underlay.v1.MachineService.Watch:input_type -> underlay.v1.WatchRequest
+	33, // 50: underlay.v1.IPAMService.CreateSubnet:input_type -> underlay.v1.CreateSubnetRequest
+	34, // 51: underlay.v1.IPAMService.ListSubnets:input_type -> underlay.v1.ListSubnetsRequest
+	36, // 52: underlay.v1.IPAMService.DeleteSubnet:input_type -> underlay.v1.DeleteSubnetRequest
+	38, // 53: underlay.v1.IPAMService.ListLeases:input_type -> underlay.v1.ListLeasesRequest
+	40, // 54: underlay.v1.IPAMService.CreateReservation:input_type -> underlay.v1.CreateReservationRequest
+	41, // 55: underlay.v1.IPAMService.ListReservations:input_type -> underlay.v1.ListReservationsRequest
+	43, // 56: underlay.v1.IPAMService.DeleteReservation:input_type -> underlay.v1.DeleteReservationRequest
+	2,  // 57: underlay.v1.ClusterService.Status:output_type -> underlay.v1.ClusterStatus
+	5,  // 58: underlay.v1.ClusterService.Members:output_type -> underlay.v1.MembersResponse
+	7,  // 59: underlay.v1.ClusterService.RemoveMember:output_type -> underlay.v1.RemoveMemberResponse
+	9,  // 60: underlay.v1.TokenService.Create:output_type -> underlay.v1.CreateTokenResponse
+	11, // 61: underlay.v1.TokenService.List:output_type -> underlay.v1.ListTokensResponse
+	13, // 62: underlay.v1.TokenService.Revoke:output_type -> underlay.v1.RevokeTokenResponse
+	15, // 63: underlay.v1.AccessService.CreateOperator:output_type -> underlay.v1.CreateOperatorResponse
+	17, // 64: underlay.v1.AccessService.ListOperators:output_type -> underlay.v1.ListOperatorsResponse
+	19, // 65: underlay.v1.AccessService.RevokeCert:output_type -> underlay.v1.RevokeCertResponse
+	21, // 66: underlay.v1.AccessService.ListRevocations:output_type -> underlay.v1.ListRevocationsResponse
+	23, // 67: underlay.v1.AccessService.WhoAmI:output_type -> underlay.v1.WhoAmIResponse
+	25, // 68: underlay.v1.MachineService.List:output_type -> underlay.v1.ListMachinesResponse
+	53, // 69: underlay.v1.MachineService.Get:output_type -> underlay.v1.Machine
+	58, // 70: underlay.v1.MachineService.GetInventory:output_type -> underlay.v1.Inventory
+	53, // 71: underlay.v1.MachineService.Label:output_type -> underlay.v1.Machine
+	29, // 72: underlay.v1.MachineService.Delete:output_type -> underlay.v1.DeleteMachineResponse
+	31, // 73: underlay.v1.MachineService.Events:output_type -> underlay.v1.MachineEventsResponse
+	54, // 74: underlay.v1.MachineService.Watch:output_type -> underlay.v1.Event
+	55, // 75: underlay.v1.IPAMService.CreateSubnet:output_type -> underlay.v1.Subnet
+	35, // 76: underlay.v1.IPAMService.ListSubnets:output_type -> underlay.v1.ListSubnetsResponse
+	37, // 77: underlay.v1.IPAMService.DeleteSubnet:output_type -> underlay.v1.DeleteSubnetResponse
+	39, // 78: underlay.v1.IPAMService.ListLeases:output_type -> underlay.v1.ListLeasesResponse
+	57, // 79: underlay.v1.IPAMService.CreateReservation:output_type -> underlay.v1.Reservation
+	42, // 80: underlay.v1.IPAMService.ListReservations:output_type -> underlay.v1.ListReservationsResponse
+	44, // 81: underlay.v1.IPAMService.DeleteReservation:output_type -> underlay.v1.DeleteReservationResponse
+	57, // [57:82] is the sub-list for method output_type
+	32, // [32:57] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_underlay_v1_operator_proto_init() }
@@ -2056,9 +2673,9 @@ func file_underlay_v1_operator_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_underlay_v1_operator_proto_rawDesc), len(file_underlay_v1_operator_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   35,
+			NumMessages:   47,
 			NumExtensions: 0,
-			NumServices:   4,
+			NumServices:   5,
 		},
 		GoTypes:           file_underlay_v1_operator_proto_goTypes,
 		DependencyIndexes: file_underlay_v1_operator_proto_depIdxs,

@@ -113,6 +113,14 @@ type Command struct {
 	//	*Command_DeleteMachine
 	//	*Command_SetMachineState
 	//	*Command_SetPresence
+	//	*Command_PutSubnet
+	//	*Command_DeleteSubnet
+	//	*Command_AllocateLease
+	//	*Command_ReleaseLease
+	//	*Command_DeclineLease
+	//	*Command_PutReservation
+	//	*Command_DeleteReservation
+	//	*Command_SetBootSettings
 	Cmd           isCommand_Cmd `protobuf_oneof:"cmd"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -304,6 +312,78 @@ func (x *Command) GetSetPresence() *SetPresence {
 	return nil
 }
 
+func (x *Command) GetPutSubnet() *PutSubnet {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_PutSubnet); ok {
+			return x.PutSubnet
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetDeleteSubnet() *DeleteSubnet {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_DeleteSubnet); ok {
+			return x.DeleteSubnet
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetAllocateLease() *AllocateLease {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_AllocateLease); ok {
+			return x.AllocateLease
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetReleaseLease() *ReleaseLease {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_ReleaseLease); ok {
+			return x.ReleaseLease
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetDeclineLease() *DeclineLease {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_DeclineLease); ok {
+			return x.DeclineLease
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetPutReservation() *PutReservation {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_PutReservation); ok {
+			return x.PutReservation
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetDeleteReservation() *DeleteReservation {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_DeleteReservation); ok {
+			return x.DeleteReservation
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetSetBootSettings() *SetBootSettings {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_SetBootSettings); ok {
+			return x.SetBootSettings
+		}
+	}
+	return nil
+}
+
 type isCommand_Cmd interface {
 	isCommand_Cmd()
 }
@@ -368,6 +448,38 @@ type Command_SetPresence struct {
 	SetPresence *SetPresence `protobuf:"bytes,25,opt,name=set_presence,json=setPresence,proto3,oneof"`
 }
 
+type Command_PutSubnet struct {
+	PutSubnet *PutSubnet `protobuf:"bytes,30,opt,name=put_subnet,json=putSubnet,proto3,oneof"`
+}
+
+type Command_DeleteSubnet struct {
+	DeleteSubnet *DeleteSubnet `protobuf:"bytes,31,opt,name=delete_subnet,json=deleteSubnet,proto3,oneof"`
+}
+
+type Command_AllocateLease struct {
+	AllocateLease *AllocateLease `protobuf:"bytes,32,opt,name=allocate_lease,json=allocateLease,proto3,oneof"`
+}
+
+type Command_ReleaseLease struct {
+	ReleaseLease *ReleaseLease `protobuf:"bytes,33,opt,name=release_lease,json=releaseLease,proto3,oneof"`
+}
+
+type Command_DeclineLease struct {
+	DeclineLease *DeclineLease `protobuf:"bytes,34,opt,name=decline_lease,json=declineLease,proto3,oneof"`
+}
+
+type Command_PutReservation struct {
+	PutReservation *PutReservation `protobuf:"bytes,35,opt,name=put_reservation,json=putReservation,proto3,oneof"`
+}
+
+type Command_DeleteReservation struct {
+	DeleteReservation *DeleteReservation `protobuf:"bytes,36,opt,name=delete_reservation,json=deleteReservation,proto3,oneof"`
+}
+
+type Command_SetBootSettings struct {
+	SetBootSettings *SetBootSettings `protobuf:"bytes,37,opt,name=set_boot_settings,json=setBootSettings,proto3,oneof"`
+}
+
 func (*Command_Bootstrap) isCommand_Cmd() {}
 
 func (*Command_RegisterNode) isCommand_Cmd() {}
@@ -397,6 +509,22 @@ func (*Command_DeleteMachine) isCommand_Cmd() {}
 func (*Command_SetMachineState) isCommand_Cmd() {}
 
 func (*Command_SetPresence) isCommand_Cmd() {}
+
+func (*Command_PutSubnet) isCommand_Cmd() {}
+
+func (*Command_DeleteSubnet) isCommand_Cmd() {}
+
+func (*Command_AllocateLease) isCommand_Cmd() {}
+
+func (*Command_ReleaseLease) isCommand_Cmd() {}
+
+func (*Command_DeclineLease) isCommand_Cmd() {}
+
+func (*Command_PutReservation) isCommand_Cmd() {}
+
+func (*Command_DeleteReservation) isCommand_Cmd() {}
+
+func (*Command_SetBootSettings) isCommand_Cmd() {}
 
 // ApplyResult is what applying one Command produced.
 type ApplyResult struct {
@@ -1272,11 +1400,440 @@ func (x *SetPresence) GetNodeId() string {
 	return ""
 }
 
+type PutSubnet struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Subnet        *Subnet                `protobuf:"bytes,1,opt,name=subnet,proto3" json:"subnet,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutSubnet) Reset() {
+	*x = PutSubnet{}
+	mi := &file_underlay_v1_raft_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutSubnet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutSubnet) ProtoMessage() {}
+
+func (x *PutSubnet) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_raft_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutSubnet.ProtoReflect.Descriptor instead.
+func (*PutSubnet) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_raft_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *PutSubnet) GetSubnet() *Subnet {
+	if x != nil {
+		return x.Subnet
+	}
+	return nil
+}
+
+type DeleteSubnet struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSubnet) Reset() {
+	*x = DeleteSubnet{}
+	mi := &file_underlay_v1_raft_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSubnet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSubnet) ProtoMessage() {}
+
+func (x *DeleteSubnet) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_raft_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSubnet.ProtoReflect.Descriptor instead.
+func (*DeleteSubnet) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_raft_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *DeleteSubnet) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// AllocateLease gives mac an address in subnet, deterministically: its
+// reservation; else its current (or expired, still free) lease; else the
+// requested address if free; else the lowest free address of the range.
+// The address is returned in ApplyResult.id.
+type AllocateLease struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Subnet      string                 `protobuf:"bytes,1,opt,name=subnet,proto3" json:"subnet,omitempty"`
+	Mac         string                 `protobuf:"bytes,2,opt,name=mac,proto3" json:"mac,omitempty"`
+	RequestedIp string                 `protobuf:"bytes,3,opt,name=requested_ip,json=requestedIp,proto3" json:"requested_ip,omitempty"`
+	Hostname    string                 `protobuf:"bytes,4,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	// lease_seconds overrides the subnet's lease time when > 0 (offers).
+	LeaseSeconds  int64 `protobuf:"varint,5,opt,name=lease_seconds,json=leaseSeconds,proto3" json:"lease_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AllocateLease) Reset() {
+	*x = AllocateLease{}
+	mi := &file_underlay_v1_raft_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AllocateLease) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AllocateLease) ProtoMessage() {}
+
+func (x *AllocateLease) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_raft_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AllocateLease.ProtoReflect.Descriptor instead.
+func (*AllocateLease) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_raft_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *AllocateLease) GetSubnet() string {
+	if x != nil {
+		return x.Subnet
+	}
+	return ""
+}
+
+func (x *AllocateLease) GetMac() string {
+	if x != nil {
+		return x.Mac
+	}
+	return ""
+}
+
+func (x *AllocateLease) GetRequestedIp() string {
+	if x != nil {
+		return x.RequestedIp
+	}
+	return ""
+}
+
+func (x *AllocateLease) GetHostname() string {
+	if x != nil {
+		return x.Hostname
+	}
+	return ""
+}
+
+func (x *AllocateLease) GetLeaseSeconds() int64 {
+	if x != nil {
+		return x.LeaseSeconds
+	}
+	return 0
+}
+
+type ReleaseLease struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Subnet        string                 `protobuf:"bytes,1,opt,name=subnet,proto3" json:"subnet,omitempty"`
+	Mac           string                 `protobuf:"bytes,2,opt,name=mac,proto3" json:"mac,omitempty"`
+	Ip            string                 `protobuf:"bytes,3,opt,name=ip,proto3" json:"ip,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseLease) Reset() {
+	*x = ReleaseLease{}
+	mi := &file_underlay_v1_raft_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseLease) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseLease) ProtoMessage() {}
+
+func (x *ReleaseLease) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_raft_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseLease.ProtoReflect.Descriptor instead.
+func (*ReleaseLease) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_raft_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ReleaseLease) GetSubnet() string {
+	if x != nil {
+		return x.Subnet
+	}
+	return ""
+}
+
+func (x *ReleaseLease) GetMac() string {
+	if x != nil {
+		return x.Mac
+	}
+	return ""
+}
+
+func (x *ReleaseLease) GetIp() string {
+	if x != nil {
+		return x.Ip
+	}
+	return ""
+}
+
+type DeclineLease struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Subnet        string                 `protobuf:"bytes,1,opt,name=subnet,proto3" json:"subnet,omitempty"`
+	Mac           string                 `protobuf:"bytes,2,opt,name=mac,proto3" json:"mac,omitempty"`
+	Ip            string                 `protobuf:"bytes,3,opt,name=ip,proto3" json:"ip,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeclineLease) Reset() {
+	*x = DeclineLease{}
+	mi := &file_underlay_v1_raft_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeclineLease) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeclineLease) ProtoMessage() {}
+
+func (x *DeclineLease) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_raft_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeclineLease.ProtoReflect.Descriptor instead.
+func (*DeclineLease) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_raft_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *DeclineLease) GetSubnet() string {
+	if x != nil {
+		return x.Subnet
+	}
+	return ""
+}
+
+func (x *DeclineLease) GetMac() string {
+	if x != nil {
+		return x.Mac
+	}
+	return ""
+}
+
+func (x *DeclineLease) GetIp() string {
+	if x != nil {
+		return x.Ip
+	}
+	return ""
+}
+
+type PutReservation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reservation   *Reservation           `protobuf:"bytes,1,opt,name=reservation,proto3" json:"reservation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutReservation) Reset() {
+	*x = PutReservation{}
+	mi := &file_underlay_v1_raft_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutReservation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutReservation) ProtoMessage() {}
+
+func (x *PutReservation) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_raft_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutReservation.ProtoReflect.Descriptor instead.
+func (*PutReservation) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_raft_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *PutReservation) GetReservation() *Reservation {
+	if x != nil {
+		return x.Reservation
+	}
+	return nil
+}
+
+type DeleteReservation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Subnet        string                 `protobuf:"bytes,1,opt,name=subnet,proto3" json:"subnet,omitempty"`
+	Mac           string                 `protobuf:"bytes,2,opt,name=mac,proto3" json:"mac,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteReservation) Reset() {
+	*x = DeleteReservation{}
+	mi := &file_underlay_v1_raft_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteReservation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteReservation) ProtoMessage() {}
+
+func (x *DeleteReservation) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_raft_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteReservation.ProtoReflect.Descriptor instead.
+func (*DeleteReservation) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_raft_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *DeleteReservation) GetSubnet() string {
+	if x != nil {
+		return x.Subnet
+	}
+	return ""
+}
+
+func (x *DeleteReservation) GetMac() string {
+	if x != nil {
+		return x.Mac
+	}
+	return ""
+}
+
+type SetBootSettings struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Settings      *BootSettings          `protobuf:"bytes,1,opt,name=settings,proto3" json:"settings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetBootSettings) Reset() {
+	*x = SetBootSettings{}
+	mi := &file_underlay_v1_raft_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetBootSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetBootSettings) ProtoMessage() {}
+
+func (x *SetBootSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_raft_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetBootSettings.ProtoReflect.Descriptor instead.
+func (*SetBootSettings) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_raft_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *SetBootSettings) GetSettings() *BootSettings {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
 var File_underlay_v1_raft_proto protoreflect.FileDescriptor
 
 const file_underlay_v1_raft_proto_rawDesc = "" +
 	"\n" +
-	"\x16underlay/v1/raft.proto\x12\vunderlay.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17underlay/v1/types.proto\"\xc8\b\n" +
+	"\x16underlay/v1/raft.proto\x12\vunderlay.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17underlay/v1/types.proto\"\xf1\f\n" +
 	"\aCommand\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12=\n" +
@@ -1296,7 +1853,16 @@ const file_underlay_v1_raft_proto_rawDesc = "" +
 	"\x12set_machine_labels\x18\x16 \x01(\v2\x1d.underlay.v1.SetMachineLabelsH\x00R\x10setMachineLabels\x12C\n" +
 	"\x0edelete_machine\x18\x17 \x01(\v2\x1a.underlay.v1.DeleteMachineH\x00R\rdeleteMachine\x12J\n" +
 	"\x11set_machine_state\x18\x18 \x01(\v2\x1c.underlay.v1.SetMachineStateH\x00R\x0fsetMachineState\x12=\n" +
-	"\fset_presence\x18\x19 \x01(\v2\x18.underlay.v1.SetPresenceH\x00R\vsetPresenceB\x05\n" +
+	"\fset_presence\x18\x19 \x01(\v2\x18.underlay.v1.SetPresenceH\x00R\vsetPresence\x127\n" +
+	"\n" +
+	"put_subnet\x18\x1e \x01(\v2\x16.underlay.v1.PutSubnetH\x00R\tputSubnet\x12@\n" +
+	"\rdelete_subnet\x18\x1f \x01(\v2\x19.underlay.v1.DeleteSubnetH\x00R\fdeleteSubnet\x12C\n" +
+	"\x0eallocate_lease\x18  \x01(\v2\x1a.underlay.v1.AllocateLeaseH\x00R\rallocateLease\x12@\n" +
+	"\rrelease_lease\x18! \x01(\v2\x19.underlay.v1.ReleaseLeaseH\x00R\freleaseLease\x12@\n" +
+	"\rdecline_lease\x18\" \x01(\v2\x19.underlay.v1.DeclineLeaseH\x00R\fdeclineLease\x12F\n" +
+	"\x0fput_reservation\x18# \x01(\v2\x1b.underlay.v1.PutReservationH\x00R\x0eputReservation\x12O\n" +
+	"\x12delete_reservation\x18$ \x01(\v2\x1e.underlay.v1.DeleteReservationH\x00R\x11deleteReservation\x12J\n" +
+	"\x11set_boot_settings\x18% \x01(\v2\x1c.underlay.v1.SetBootSettingsH\x00R\x0fsetBootSettingsB\x05\n" +
 	"\x03cmd\"\x8f\x01\n" +
 	"\vApplyResult\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x125\n" +
@@ -1364,7 +1930,32 @@ const file_underlay_v1_raft_proto_rawDesc = "" +
 	"\n" +
 	"machine_id\x18\x01 \x01(\tR\tmachineId\x12\x16\n" +
 	"\x06online\x18\x02 \x01(\bR\x06online\x12\x17\n" +
-	"\anode_id\x18\x03 \x01(\tR\x06nodeId*\xf0\x01\n" +
+	"\anode_id\x18\x03 \x01(\tR\x06nodeId\"8\n" +
+	"\tPutSubnet\x12+\n" +
+	"\x06subnet\x18\x01 \x01(\v2\x13.underlay.v1.SubnetR\x06subnet\"\"\n" +
+	"\fDeleteSubnet\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x9d\x01\n" +
+	"\rAllocateLease\x12\x16\n" +
+	"\x06subnet\x18\x01 \x01(\tR\x06subnet\x12\x10\n" +
+	"\x03mac\x18\x02 \x01(\tR\x03mac\x12!\n" +
+	"\frequested_ip\x18\x03 \x01(\tR\vrequestedIp\x12\x1a\n" +
+	"\bhostname\x18\x04 \x01(\tR\bhostname\x12#\n" +
+	"\rlease_seconds\x18\x05 \x01(\x03R\fleaseSeconds\"H\n" +
+	"\fReleaseLease\x12\x16\n" +
+	"\x06subnet\x18\x01 \x01(\tR\x06subnet\x12\x10\n" +
+	"\x03mac\x18\x02 \x01(\tR\x03mac\x12\x0e\n" +
+	"\x02ip\x18\x03 \x01(\tR\x02ip\"H\n" +
+	"\fDeclineLease\x12\x16\n" +
+	"\x06subnet\x18\x01 \x01(\tR\x06subnet\x12\x10\n" +
+	"\x03mac\x18\x02 \x01(\tR\x03mac\x12\x0e\n" +
+	"\x02ip\x18\x03 \x01(\tR\x02ip\"L\n" +
+	"\x0ePutReservation\x12:\n" +
+	"\vreservation\x18\x01 \x01(\v2\x18.underlay.v1.ReservationR\vreservation\"=\n" +
+	"\x11DeleteReservation\x12\x16\n" +
+	"\x06subnet\x18\x01 \x01(\tR\x06subnet\x12\x10\n" +
+	"\x03mac\x18\x02 \x01(\tR\x03mac\"H\n" +
+	"\x0fSetBootSettings\x125\n" +
+	"\bsettings\x18\x01 \x01(\v2\x19.underlay.v1.BootSettingsR\bsettings*\xf0\x01\n" +
 	"\tErrorKind\x12\x13\n" +
 	"\x0fERROR_KIND_NONE\x10\x00\x12\x18\n" +
 	"\x14ERROR_KIND_NOT_FOUND\x10\x01\x12\x1d\n" +
@@ -1388,7 +1979,7 @@ func file_underlay_v1_raft_proto_rawDescGZIP() []byte {
 }
 
 var file_underlay_v1_raft_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_underlay_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_underlay_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_underlay_v1_raft_proto_goTypes = []any{
 	(ErrorKind)(0),                // 0: underlay.v1.ErrorKind
 	(*Command)(nil),               // 1: underlay.v1.Command
@@ -1408,21 +1999,32 @@ var file_underlay_v1_raft_proto_goTypes = []any{
 	(*DeleteMachine)(nil),         // 15: underlay.v1.DeleteMachine
 	(*SetMachineState)(nil),       // 16: underlay.v1.SetMachineState
 	(*SetPresence)(nil),           // 17: underlay.v1.SetPresence
-	nil,                           // 18: underlay.v1.SetMachineLabels.SetEntry
-	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
-	(*CAState)(nil),               // 20: underlay.v1.CAState
-	(*Operator)(nil),              // 21: underlay.v1.Operator
-	(*NodeInfo)(nil),              // 22: underlay.v1.NodeInfo
-	(*Token)(nil),                 // 23: underlay.v1.Token
-	(TokenKind)(0),                // 24: underlay.v1.TokenKind
-	(*Revocation)(nil),            // 25: underlay.v1.Revocation
-	(*Issued)(nil),                // 26: underlay.v1.Issued
-	(*MachineIdentity)(nil),       // 27: underlay.v1.MachineIdentity
-	(*Inventory)(nil),             // 28: underlay.v1.Inventory
-	(MachineState)(0),             // 29: underlay.v1.MachineState
+	(*PutSubnet)(nil),             // 18: underlay.v1.PutSubnet
+	(*DeleteSubnet)(nil),          // 19: underlay.v1.DeleteSubnet
+	(*AllocateLease)(nil),         // 20: underlay.v1.AllocateLease
+	(*ReleaseLease)(nil),          // 21: underlay.v1.ReleaseLease
+	(*DeclineLease)(nil),          // 22: underlay.v1.DeclineLease
+	(*PutReservation)(nil),        // 23: underlay.v1.PutReservation
+	(*DeleteReservation)(nil),     // 24: underlay.v1.DeleteReservation
+	(*SetBootSettings)(nil),       // 25: underlay.v1.SetBootSettings
+	nil,                           // 26: underlay.v1.SetMachineLabels.SetEntry
+	(*timestamppb.Timestamp)(nil), // 27: google.protobuf.Timestamp
+	(*CAState)(nil),               // 28: underlay.v1.CAState
+	(*Operator)(nil),              // 29: underlay.v1.Operator
+	(*NodeInfo)(nil),              // 30: underlay.v1.NodeInfo
+	(*Token)(nil),                 // 31: underlay.v1.Token
+	(TokenKind)(0),                // 32: underlay.v1.TokenKind
+	(*Revocation)(nil),            // 33: underlay.v1.Revocation
+	(*Issued)(nil),                // 34: underlay.v1.Issued
+	(*MachineIdentity)(nil),       // 35: underlay.v1.MachineIdentity
+	(*Inventory)(nil),             // 36: underlay.v1.Inventory
+	(MachineState)(0),             // 37: underlay.v1.MachineState
+	(*Subnet)(nil),                // 38: underlay.v1.Subnet
+	(*Reservation)(nil),           // 39: underlay.v1.Reservation
+	(*BootSettings)(nil),          // 40: underlay.v1.BootSettings
 }
 var file_underlay_v1_raft_proto_depIdxs = []int32{
-	19, // 0: underlay.v1.Command.time:type_name -> google.protobuf.Timestamp
+	27, // 0: underlay.v1.Command.time:type_name -> google.protobuf.Timestamp
 	3,  // 1: underlay.v1.Command.bootstrap:type_name -> underlay.v1.BootstrapCluster
 	4,  // 2: underlay.v1.Command.register_node:type_name -> underlay.v1.RegisterNode
 	5,  // 3: underlay.v1.Command.deregister_node:type_name -> underlay.v1.DeregisterNode
@@ -1438,28 +2040,39 @@ var file_underlay_v1_raft_proto_depIdxs = []int32{
 	15, // 13: underlay.v1.Command.delete_machine:type_name -> underlay.v1.DeleteMachine
 	16, // 14: underlay.v1.Command.set_machine_state:type_name -> underlay.v1.SetMachineState
 	17, // 15: underlay.v1.Command.set_presence:type_name -> underlay.v1.SetPresence
-	0,  // 16: underlay.v1.ApplyResult.error_kind:type_name -> underlay.v1.ErrorKind
-	20, // 17: underlay.v1.BootstrapCluster.ca:type_name -> underlay.v1.CAState
-	21, // 18: underlay.v1.BootstrapCluster.admin:type_name -> underlay.v1.Operator
-	22, // 19: underlay.v1.BootstrapCluster.node:type_name -> underlay.v1.NodeInfo
-	22, // 20: underlay.v1.RegisterNode.node:type_name -> underlay.v1.NodeInfo
-	23, // 21: underlay.v1.CreateToken.token:type_name -> underlay.v1.Token
-	24, // 22: underlay.v1.UseToken.kinds:type_name -> underlay.v1.TokenKind
-	21, // 23: underlay.v1.CreateOperator.operator:type_name -> underlay.v1.Operator
-	25, // 24: underlay.v1.RevokeCert.revocation:type_name -> underlay.v1.Revocation
-	26, // 25: underlay.v1.RecordIssued.issued:type_name -> underlay.v1.Issued
-	8,  // 26: underlay.v1.EnrollMachine.token:type_name -> underlay.v1.UseToken
-	27, // 27: underlay.v1.EnrollMachine.identity:type_name -> underlay.v1.MachineIdentity
-	28, // 28: underlay.v1.EnrollMachine.inventory:type_name -> underlay.v1.Inventory
-	19, // 29: underlay.v1.EnrollMachine.cert_not_after:type_name -> google.protobuf.Timestamp
-	28, // 30: underlay.v1.UpdateInventory.inventory:type_name -> underlay.v1.Inventory
-	18, // 31: underlay.v1.SetMachineLabels.set:type_name -> underlay.v1.SetMachineLabels.SetEntry
-	29, // 32: underlay.v1.SetMachineState.state:type_name -> underlay.v1.MachineState
-	33, // [33:33] is the sub-list for method output_type
-	33, // [33:33] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	18, // 16: underlay.v1.Command.put_subnet:type_name -> underlay.v1.PutSubnet
+	19, // 17: underlay.v1.Command.delete_subnet:type_name -> underlay.v1.DeleteSubnet
+	20, // 18: underlay.v1.Command.allocate_lease:type_name -> underlay.v1.AllocateLease
+	21, // 19: underlay.v1.Command.release_lease:type_name -> underlay.v1.ReleaseLease
+	22, // 20: underlay.v1.Command.decline_lease:type_name -> underlay.v1.DeclineLease
+	23, // 21: underlay.v1.Command.put_reservation:type_name -> underlay.v1.PutReservation
+	24, // 22: underlay.v1.Command.delete_reservation:type_name -> underlay.v1.DeleteReservation
+	25, // 23: underlay.v1.Command.set_boot_settings:type_name -> underlay.v1.SetBootSettings
+	0,  // 24: underlay.v1.ApplyResult.error_kind:type_name -> underlay.v1.ErrorKind
+	28, // 25: underlay.v1.BootstrapCluster.ca:type_name -> underlay.v1.CAState
+	29, // 26: underlay.v1.BootstrapCluster.admin:type_name -> underlay.v1.Operator
+	30, // 27: underlay.v1.BootstrapCluster.node:type_name -> underlay.v1.NodeInfo
+	30, // 28: underlay.v1.RegisterNode.node:type_name -> underlay.v1.NodeInfo
+	31, // 29: underlay.v1.CreateToken.token:type_name -> underlay.v1.Token
+	32, // 30: underlay.v1.UseToken.kinds:type_name -> underlay.v1.TokenKind
+	29, // 31: underlay.v1.CreateOperator.operator:type_name -> underlay.v1.Operator
+	33, // 32: underlay.v1.RevokeCert.revocation:type_name -> underlay.v1.Revocation
+	34, // 33: underlay.v1.RecordIssued.issued:type_name -> underlay.v1.Issued
+	8,  // 34: underlay.v1.EnrollMachine.token:type_name -> underlay.v1.UseToken
+	35, // 35: underlay.v1.EnrollMachine.identity:type_name -> underlay.v1.MachineIdentity
+	36, // 36: underlay.v1.EnrollMachine.inventory:type_name -> underlay.v1.Inventory
+	27, // 37: underlay.v1.EnrollMachine.cert_not_after:type_name -> google.protobuf.Timestamp
+	36, // 38: underlay.v1.UpdateInventory.inventory:type_name -> underlay.v1.Inventory
+	26, // 39: underlay.v1.SetMachineLabels.set:type_name -> underlay.v1.SetMachineLabels.SetEntry
+	37, // 40: underlay.v1.SetMachineState.state:type_name -> underlay.v1.MachineState
+	38, // 41: underlay.v1.PutSubnet.subnet:type_name -> underlay.v1.Subnet
+	39, // 42: underlay.v1.PutReservation.reservation:type_name -> underlay.v1.Reservation
+	40, // 43: underlay.v1.SetBootSettings.settings:type_name -> underlay.v1.BootSettings
+	44, // [44:44] is the sub-list for method output_type
+	44, // [44:44] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_underlay_v1_raft_proto_init() }
@@ -1484,6 +2097,14 @@ func file_underlay_v1_raft_proto_init() {
 		(*Command_DeleteMachine)(nil),
 		(*Command_SetMachineState)(nil),
 		(*Command_SetPresence)(nil),
+		(*Command_PutSubnet)(nil),
+		(*Command_DeleteSubnet)(nil),
+		(*Command_AllocateLease)(nil),
+		(*Command_ReleaseLease)(nil),
+		(*Command_DeclineLease)(nil),
+		(*Command_PutReservation)(nil),
+		(*Command_DeleteReservation)(nil),
+		(*Command_SetBootSettings)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1491,7 +2112,7 @@ func file_underlay_v1_raft_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_underlay_v1_raft_proto_rawDesc), len(file_underlay_v1_raft_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   18,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

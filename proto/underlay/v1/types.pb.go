@@ -2287,6 +2287,377 @@ func (x *MDArray) GetUuid() string {
 	return ""
 }
 
+// Subnet is an IPv4 network that Underlay hands addresses out of (DHCP in
+// authoritative mode, and static host addresses).
+type Subnet struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// cidr is the network, e.g. 10.0.0.0/24.
+	Cidr string `protobuf:"bytes,2,opt,name=cidr,proto3" json:"cidr,omitempty"`
+	// range_start and range_end bound the dynamic pool (inclusive).
+	RangeStart    string   `protobuf:"bytes,3,opt,name=range_start,json=rangeStart,proto3" json:"range_start,omitempty"`
+	RangeEnd      string   `protobuf:"bytes,4,opt,name=range_end,json=rangeEnd,proto3" json:"range_end,omitempty"`
+	Gateway       string   `protobuf:"bytes,5,opt,name=gateway,proto3" json:"gateway,omitempty"`
+	Dns           []string `protobuf:"bytes,6,rep,name=dns,proto3" json:"dns,omitempty"`
+	LeaseSeconds  int64    `protobuf:"varint,7,opt,name=lease_seconds,json=leaseSeconds,proto3" json:"lease_seconds,omitempty"`
+	Domain        string   `protobuf:"bytes,8,opt,name=domain,proto3" json:"domain,omitempty"`
+	CreateIndex   uint64   `protobuf:"varint,9,opt,name=create_index,json=createIndex,proto3" json:"create_index,omitempty"`
+	ModifyIndex   uint64   `protobuf:"varint,10,opt,name=modify_index,json=modifyIndex,proto3" json:"modify_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Subnet) Reset() {
+	*x = Subnet{}
+	mi := &file_underlay_v1_types_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Subnet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Subnet) ProtoMessage() {}
+
+func (x *Subnet) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_types_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Subnet.ProtoReflect.Descriptor instead.
+func (*Subnet) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_types_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *Subnet) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Subnet) GetCidr() string {
+	if x != nil {
+		return x.Cidr
+	}
+	return ""
+}
+
+func (x *Subnet) GetRangeStart() string {
+	if x != nil {
+		return x.RangeStart
+	}
+	return ""
+}
+
+func (x *Subnet) GetRangeEnd() string {
+	if x != nil {
+		return x.RangeEnd
+	}
+	return ""
+}
+
+func (x *Subnet) GetGateway() string {
+	if x != nil {
+		return x.Gateway
+	}
+	return ""
+}
+
+func (x *Subnet) GetDns() []string {
+	if x != nil {
+		return x.Dns
+	}
+	return nil
+}
+
+func (x *Subnet) GetLeaseSeconds() int64 {
+	if x != nil {
+		return x.LeaseSeconds
+	}
+	return 0
+}
+
+func (x *Subnet) GetDomain() string {
+	if x != nil {
+		return x.Domain
+	}
+	return ""
+}
+
+func (x *Subnet) GetCreateIndex() uint64 {
+	if x != nil {
+		return x.CreateIndex
+	}
+	return 0
+}
+
+func (x *Subnet) GetModifyIndex() uint64 {
+	if x != nil {
+		return x.ModifyIndex
+	}
+	return 0
+}
+
+// Lease is an address held by a MAC in a subnet until expires.
+type Lease struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Subnet   string                 `protobuf:"bytes,1,opt,name=subnet,proto3" json:"subnet,omitempty"`
+	Ip       string                 `protobuf:"bytes,2,opt,name=ip,proto3" json:"ip,omitempty"`
+	Mac      string                 `protobuf:"bytes,3,opt,name=mac,proto3" json:"mac,omitempty"`
+	Hostname string                 `protobuf:"bytes,4,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	Expires  *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires,proto3" json:"expires,omitempty"`
+	Created  *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created,proto3" json:"created,omitempty"`
+	// declined marks an address a client found in use (DHCPDECLINE); it is
+	// kept out of the pool until expires.
+	Declined      bool   `protobuf:"varint,7,opt,name=declined,proto3" json:"declined,omitempty"`
+	CreateIndex   uint64 `protobuf:"varint,8,opt,name=create_index,json=createIndex,proto3" json:"create_index,omitempty"`
+	ModifyIndex   uint64 `protobuf:"varint,9,opt,name=modify_index,json=modifyIndex,proto3" json:"modify_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Lease) Reset() {
+	*x = Lease{}
+	mi := &file_underlay_v1_types_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Lease) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Lease) ProtoMessage() {}
+
+func (x *Lease) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_types_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Lease.ProtoReflect.Descriptor instead.
+func (*Lease) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_types_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *Lease) GetSubnet() string {
+	if x != nil {
+		return x.Subnet
+	}
+	return ""
+}
+
+func (x *Lease) GetIp() string {
+	if x != nil {
+		return x.Ip
+	}
+	return ""
+}
+
+func (x *Lease) GetMac() string {
+	if x != nil {
+		return x.Mac
+	}
+	return ""
+}
+
+func (x *Lease) GetHostname() string {
+	if x != nil {
+		return x.Hostname
+	}
+	return ""
+}
+
+func (x *Lease) GetExpires() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Expires
+	}
+	return nil
+}
+
+func (x *Lease) GetCreated() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Created
+	}
+	return nil
+}
+
+func (x *Lease) GetDeclined() bool {
+	if x != nil {
+		return x.Declined
+	}
+	return false
+}
+
+func (x *Lease) GetCreateIndex() uint64 {
+	if x != nil {
+		return x.CreateIndex
+	}
+	return 0
+}
+
+func (x *Lease) GetModifyIndex() uint64 {
+	if x != nil {
+		return x.ModifyIndex
+	}
+	return 0
+}
+
+// Reservation pins an address of a subnet to a MAC.
+type Reservation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Subnet        string                 `protobuf:"bytes,1,opt,name=subnet,proto3" json:"subnet,omitempty"`
+	Mac           string                 `protobuf:"bytes,2,opt,name=mac,proto3" json:"mac,omitempty"`
+	Ip            string                 `protobuf:"bytes,3,opt,name=ip,proto3" json:"ip,omitempty"`
+	Hostname      string                 `protobuf:"bytes,4,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	CreateIndex   uint64                 `protobuf:"varint,5,opt,name=create_index,json=createIndex,proto3" json:"create_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Reservation) Reset() {
+	*x = Reservation{}
+	mi := &file_underlay_v1_types_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Reservation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Reservation) ProtoMessage() {}
+
+func (x *Reservation) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_types_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Reservation.ProtoReflect.Descriptor instead.
+func (*Reservation) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_types_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *Reservation) GetSubnet() string {
+	if x != nil {
+		return x.Subnet
+	}
+	return ""
+}
+
+func (x *Reservation) GetMac() string {
+	if x != nil {
+		return x.Mac
+	}
+	return ""
+}
+
+func (x *Reservation) GetIp() string {
+	if x != nil {
+		return x.Ip
+	}
+	return ""
+}
+
+func (x *Reservation) GetHostname() string {
+	if x != nil {
+		return x.Hostname
+	}
+	return ""
+}
+
+func (x *Reservation) GetCreateIndex() uint64 {
+	if x != nil {
+		return x.CreateIndex
+	}
+	return 0
+}
+
+// BootSettings are the replicated settings of the boot services.
+type BootSettings struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// discovery_token is the full secret of the current discovery token,
+	// put on the kernel command line of the discovery image.
+	DiscoveryToken   string                 `protobuf:"bytes,1,opt,name=discovery_token,json=discoveryToken,proto3" json:"discovery_token,omitempty"`
+	DiscoveryTokenId string                 `protobuf:"bytes,2,opt,name=discovery_token_id,json=discoveryTokenId,proto3" json:"discovery_token_id,omitempty"`
+	Rotated          *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=rotated,proto3" json:"rotated,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *BootSettings) Reset() {
+	*x = BootSettings{}
+	mi := &file_underlay_v1_types_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BootSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BootSettings) ProtoMessage() {}
+
+func (x *BootSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_types_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BootSettings.ProtoReflect.Descriptor instead.
+func (*BootSettings) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_types_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *BootSettings) GetDiscoveryToken() string {
+	if x != nil {
+		return x.DiscoveryToken
+	}
+	return ""
+}
+
+func (x *BootSettings) GetDiscoveryTokenId() string {
+	if x != nil {
+		return x.DiscoveryTokenId
+	}
+	return ""
+}
+
+func (x *BootSettings) GetRotated() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Rotated
+	}
+	return nil
+}
+
 var File_underlay_v1_types_proto protoreflect.FileDescriptor
 
 const file_underlay_v1_types_proto_rawDesc = "" +
@@ -2519,7 +2890,40 @@ const file_underlay_v1_types_proto_rawDesc = "" +
 	"\n" +
 	"size_bytes\x18\x04 \x01(\x04R\tsizeBytes\x12\x14\n" +
 	"\x05state\x18\x05 \x01(\tR\x05state\x12\x12\n" +
-	"\x04uuid\x18\x06 \x01(\tR\x04uuid*n\n" +
+	"\x04uuid\x18\x06 \x01(\tR\x04uuid\"\x9d\x02\n" +
+	"\x06Subnet\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04cidr\x18\x02 \x01(\tR\x04cidr\x12\x1f\n" +
+	"\vrange_start\x18\x03 \x01(\tR\n" +
+	"rangeStart\x12\x1b\n" +
+	"\trange_end\x18\x04 \x01(\tR\brangeEnd\x12\x18\n" +
+	"\agateway\x18\x05 \x01(\tR\agateway\x12\x10\n" +
+	"\x03dns\x18\x06 \x03(\tR\x03dns\x12#\n" +
+	"\rlease_seconds\x18\a \x01(\x03R\fleaseSeconds\x12\x16\n" +
+	"\x06domain\x18\b \x01(\tR\x06domain\x12!\n" +
+	"\fcreate_index\x18\t \x01(\x04R\vcreateIndex\x12!\n" +
+	"\fmodify_index\x18\n" +
+	" \x01(\x04R\vmodifyIndex\"\xab\x02\n" +
+	"\x05Lease\x12\x16\n" +
+	"\x06subnet\x18\x01 \x01(\tR\x06subnet\x12\x0e\n" +
+	"\x02ip\x18\x02 \x01(\tR\x02ip\x12\x10\n" +
+	"\x03mac\x18\x03 \x01(\tR\x03mac\x12\x1a\n" +
+	"\bhostname\x18\x04 \x01(\tR\bhostname\x124\n" +
+	"\aexpires\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\aexpires\x124\n" +
+	"\acreated\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x12\x1a\n" +
+	"\bdeclined\x18\a \x01(\bR\bdeclined\x12!\n" +
+	"\fcreate_index\x18\b \x01(\x04R\vcreateIndex\x12!\n" +
+	"\fmodify_index\x18\t \x01(\x04R\vmodifyIndex\"\x86\x01\n" +
+	"\vReservation\x12\x16\n" +
+	"\x06subnet\x18\x01 \x01(\tR\x06subnet\x12\x10\n" +
+	"\x03mac\x18\x02 \x01(\tR\x03mac\x12\x0e\n" +
+	"\x02ip\x18\x03 \x01(\tR\x02ip\x12\x1a\n" +
+	"\bhostname\x18\x04 \x01(\tR\bhostname\x12!\n" +
+	"\fcreate_index\x18\x05 \x01(\x04R\vcreateIndex\"\x9b\x01\n" +
+	"\fBootSettings\x12'\n" +
+	"\x0fdiscovery_token\x18\x01 \x01(\tR\x0ediscoveryToken\x12,\n" +
+	"\x12discovery_token_id\x18\x02 \x01(\tR\x10discoveryTokenId\x124\n" +
+	"\arotated\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\arotated*n\n" +
 	"\tTokenKind\x12\x1a\n" +
 	"\x16TOKEN_KIND_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11TOKEN_KIND_SERVER\x10\x01\x12\x14\n" +
@@ -2553,7 +2957,7 @@ func file_underlay_v1_types_proto_rawDescGZIP() []byte {
 }
 
 var file_underlay_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_underlay_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_underlay_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_underlay_v1_types_proto_goTypes = []any{
 	(TokenKind)(0),                // 0: underlay.v1.TokenKind
 	(OperatorRole)(0),             // 1: underlay.v1.OperatorRole
@@ -2579,27 +2983,31 @@ var file_underlay_v1_types_proto_goTypes = []any{
 	(*DMI)(nil),                   // 21: underlay.v1.DMI
 	(*Virtualization)(nil),        // 22: underlay.v1.Virtualization
 	(*MDArray)(nil),               // 23: underlay.v1.MDArray
-	nil,                           // 24: underlay.v1.Machine.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
+	(*Subnet)(nil),                // 24: underlay.v1.Subnet
+	(*Lease)(nil),                 // 25: underlay.v1.Lease
+	(*Reservation)(nil),           // 26: underlay.v1.Reservation
+	(*BootSettings)(nil),          // 27: underlay.v1.BootSettings
+	nil,                           // 28: underlay.v1.Machine.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 29: google.protobuf.Timestamp
 }
 var file_underlay_v1_types_proto_depIdxs = []int32{
 	0,  // 0: underlay.v1.Token.kind:type_name -> underlay.v1.TokenKind
-	25, // 1: underlay.v1.Token.created:type_name -> google.protobuf.Timestamp
-	25, // 2: underlay.v1.Token.expires:type_name -> google.protobuf.Timestamp
+	29, // 1: underlay.v1.Token.created:type_name -> google.protobuf.Timestamp
+	29, // 2: underlay.v1.Token.expires:type_name -> google.protobuf.Timestamp
 	1,  // 3: underlay.v1.Operator.role:type_name -> underlay.v1.OperatorRole
-	25, // 4: underlay.v1.Operator.created:type_name -> google.protobuf.Timestamp
-	25, // 5: underlay.v1.Revocation.revoked_at:type_name -> google.protobuf.Timestamp
-	25, // 6: underlay.v1.Revocation.not_after:type_name -> google.protobuf.Timestamp
-	25, // 7: underlay.v1.NodeInfo.joined:type_name -> google.protobuf.Timestamp
-	25, // 8: underlay.v1.Issued.not_before:type_name -> google.protobuf.Timestamp
-	25, // 9: underlay.v1.Issued.not_after:type_name -> google.protobuf.Timestamp
+	29, // 4: underlay.v1.Operator.created:type_name -> google.protobuf.Timestamp
+	29, // 5: underlay.v1.Revocation.revoked_at:type_name -> google.protobuf.Timestamp
+	29, // 6: underlay.v1.Revocation.not_after:type_name -> google.protobuf.Timestamp
+	29, // 7: underlay.v1.NodeInfo.joined:type_name -> google.protobuf.Timestamp
+	29, // 8: underlay.v1.Issued.not_before:type_name -> google.protobuf.Timestamp
+	29, // 9: underlay.v1.Issued.not_after:type_name -> google.protobuf.Timestamp
 	2,  // 10: underlay.v1.Machine.state:type_name -> underlay.v1.MachineState
-	24, // 11: underlay.v1.Machine.labels:type_name -> underlay.v1.Machine.LabelsEntry
+	28, // 11: underlay.v1.Machine.labels:type_name -> underlay.v1.Machine.LabelsEntry
 	9,  // 12: underlay.v1.Machine.identity:type_name -> underlay.v1.MachineIdentity
-	25, // 13: underlay.v1.Machine.created:type_name -> google.protobuf.Timestamp
-	25, // 14: underlay.v1.Machine.updated:type_name -> google.protobuf.Timestamp
-	25, // 15: underlay.v1.Machine.last_seen:type_name -> google.protobuf.Timestamp
-	25, // 16: underlay.v1.Event.time:type_name -> google.protobuf.Timestamp
+	29, // 13: underlay.v1.Machine.created:type_name -> google.protobuf.Timestamp
+	29, // 14: underlay.v1.Machine.updated:type_name -> google.protobuf.Timestamp
+	29, // 15: underlay.v1.Machine.last_seen:type_name -> google.protobuf.Timestamp
+	29, // 16: underlay.v1.Event.time:type_name -> google.protobuf.Timestamp
 	13, // 17: underlay.v1.Inventory.cpu:type_name -> underlay.v1.CPU
 	14, // 18: underlay.v1.Inventory.memory:type_name -> underlay.v1.Memory
 	16, // 19: underlay.v1.Inventory.disks:type_name -> underlay.v1.BlockDevice
@@ -2608,15 +3016,18 @@ var file_underlay_v1_types_proto_depIdxs = []int32{
 	20, // 22: underlay.v1.Inventory.gpus:type_name -> underlay.v1.GPU
 	21, // 23: underlay.v1.Inventory.dmi:type_name -> underlay.v1.DMI
 	22, // 24: underlay.v1.Inventory.virtualization:type_name -> underlay.v1.Virtualization
-	25, // 25: underlay.v1.Inventory.collected:type_name -> google.protobuf.Timestamp
+	29, // 25: underlay.v1.Inventory.collected:type_name -> google.protobuf.Timestamp
 	23, // 26: underlay.v1.Inventory.md_arrays:type_name -> underlay.v1.MDArray
 	15, // 27: underlay.v1.Memory.modules:type_name -> underlay.v1.MemoryModule
 	17, // 28: underlay.v1.BlockDevice.partitions:type_name -> underlay.v1.Partition
-	29, // [29:29] is the sub-list for method output_type
-	29, // [29:29] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	29, // 29: underlay.v1.Lease.expires:type_name -> google.protobuf.Timestamp
+	29, // 30: underlay.v1.Lease.created:type_name -> google.protobuf.Timestamp
+	29, // 31: underlay.v1.BootSettings.rotated:type_name -> google.protobuf.Timestamp
+	32, // [32:32] is the sub-list for method output_type
+	32, // [32:32] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_underlay_v1_types_proto_init() }
@@ -2630,7 +3041,7 @@ func file_underlay_v1_types_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_underlay_v1_types_proto_rawDesc), len(file_underlay_v1_types_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   22,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -133,6 +133,22 @@ func applyTx(tx *store.Tx, cmd *underlayv1.Command) (string, error) {
 		return setState(tx, c.SetMachineState)
 	case *underlayv1.Command_SetPresence:
 		return setPresence(tx, c.SetPresence)
+	case *underlayv1.Command_PutSubnet:
+		return putSubnet(tx, c.PutSubnet)
+	case *underlayv1.Command_DeleteSubnet:
+		return deleteSubnet(tx, c.DeleteSubnet)
+	case *underlayv1.Command_AllocateLease:
+		return allocateLease(tx, c.AllocateLease)
+	case *underlayv1.Command_ReleaseLease:
+		return releaseLease(tx, c.ReleaseLease)
+	case *underlayv1.Command_DeclineLease:
+		return declineLease(tx, c.DeclineLease)
+	case *underlayv1.Command_PutReservation:
+		return putReservation(tx, c.PutReservation)
+	case *underlayv1.Command_DeleteReservation:
+		return deleteReservation(tx, c.DeleteReservation)
+	case *underlayv1.Command_SetBootSettings:
+		return setBootSettings(tx, c.SetBootSettings)
 	default:
 		return "", fmt.Errorf("unknown command %T: %w", c, ErrUnknownCommand)
 	}

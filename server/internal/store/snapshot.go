@@ -33,6 +33,10 @@ const (
 	tagMachine    byte = 9
 	tagInventory  byte = 10
 	tagEvent      byte = 11
+	tagBoot       byte = 12
+	tagSubnet     byte = 13
+	tagLease      byte = 14
+	tagReserve    byte = 15
 	tagEnd        byte = 255
 
 	snapshotFormat = "underlay-store/1"
@@ -61,6 +65,9 @@ func (sn *Snapshot) Dump(w io.Writer) error {
 	rw.raw(tagMeta, append(binary.AppendUvarint(nil, m.LastIndex), m.ClusterID...))
 	if m.CA != nil {
 		rw.msg(tagCA, m.CA)
+	}
+	if m.Boot != nil {
+		rw.msg(tagBoot, m.Boot)
 	}
 	for _, n := range getAll[*underlayv1.NodeInfo](sn.txn, tableNodes, "id") {
 		rw.msg(tagNode, n)
@@ -92,6 +99,15 @@ func (sn *Snapshot) Dump(w io.Writer) error {
 	}
 	for _, e := range getAll[*eventRow](sn.txn, tableEvents, "id") {
 		rw.msg(tagEvent, e.Event)
+	}
+	for _, x := range getAll[*underlayv1.Subnet](sn.txn, tableSubnets, "id") {
+		rw.msg(tagSubnet, x)
+	}
+	for _, x := range getAll[*underlayv1.Lease](sn.txn, tableLeases, "id") {
+		rw.msg(tagLease, x)
+	}
+	for _, x := range getAll[*underlayv1.Reservation](sn.txn, tableReservations, "id") {
+		rw.msg(tagReserve, x)
 	}
 	rw.raw(tagEnd, nil)
 	if rw.err != nil {
@@ -178,6 +194,15 @@ func (s *Store) load(txn *memdb.Txn, br *bufio.Reader) error {
 		case tagCA:
 			m.CA = &underlayv1.CAState{}
 			err = proto.Unmarshal(body, m.CA)
+		case tagBoot:
+			m.Boot = &underlayv1.BootSettings{}
+			err = proto.Unmarshal(body, m.Boot)
+		case tagSubnet:
+			err = insertMsg(txn, tableSubnets, body, &underlayv1.Subnet{})
+		case tagLease:
+			err = insertMsg(txn, tableLeases, body, &underlayv1.Lease{})
+		case tagReserve:
+			err = insertMsg(txn, tableReservations, body, &underlayv1.Reservation{})
 		case tagNode:
 			err = insertMsg(txn, tableNodes, body, &underlayv1.NodeInfo{})
 		case tagToken:

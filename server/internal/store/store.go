@@ -40,6 +40,7 @@ type meta struct {
 	ID        string
 	ClusterID string
 	CA        *underlayv1.CAState
+	Boot      *underlayv1.BootSettings
 	LastIndex uint64
 	// EventSeq is the sequence number of the last event appended.
 	EventSeq uint64
@@ -89,6 +90,7 @@ func newDB() (*memdb.MemDB, error) {
 	for _, t := range []*memdb.TableSchema{
 		nodesTable(), tokensTable(), operatorsTable(), revocationsTable(), issuedTable(),
 		machinesTable(), inventoriesTable(), eventsTable(), eventCountsTable(),
+		subnetsTable(), leasesTable(), reservationsTable(),
 	} {
 		schema.Tables[t.Name] = t
 	}
