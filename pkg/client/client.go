@@ -52,6 +52,7 @@ type Client struct {
 	Tokens   underlayv1.TokenServiceClient
 	Access   underlayv1.AccessServiceClient
 	Machines underlayv1.MachineServiceClient
+	IPAM     underlayv1.IPAMServiceClient
 }
 
 // New builds a client for o. It does not contact any server: connections are
@@ -95,6 +96,7 @@ func New(o Options) (*Client, error) {
 		Tokens:   underlayv1.NewTokenServiceClient(conn),
 		Access:   underlayv1.NewAccessServiceClient(conn),
 		Machines: underlayv1.NewMachineServiceClient(conn),
+		IPAM:     underlayv1.NewIPAMServiceClient(conn),
 	}, nil
 }
 

@@ -118,6 +118,9 @@ Output is a table for humans by default; -o json and -o yaml print every field.`
 		a.newWhoAmICmd(),
 		a.newMachineCmd(),
 		a.newWatchCmd(),
+		a.newSubnetCmd(),
+		a.newLeaseCmd(),
+		a.newReservationCmd(),
 		a.newVersionCmd(),
 	)
 	a.root = root

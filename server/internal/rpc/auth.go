@@ -65,6 +65,14 @@ var rules = map[string]access{
 	"/underlay.v1.MachineService/Label":        operatorWrite,
 	"/underlay.v1.MachineService/Delete":       operatorWrite,
 
+	"/underlay.v1.IPAMService/CreateSubnet":      operatorWrite,
+	"/underlay.v1.IPAMService/ListSubnets":       operatorRead,
+	"/underlay.v1.IPAMService/DeleteSubnet":      operatorWrite,
+	"/underlay.v1.IPAMService/ListLeases":        operatorRead,
+	"/underlay.v1.IPAMService/CreateReservation": operatorWrite,
+	"/underlay.v1.IPAMService/ListReservations":  operatorRead,
+	"/underlay.v1.IPAMService/DeleteReservation": operatorWrite,
+
 	"/underlay.v1.AgentService/Enroll":  public,
 	"/underlay.v1.AgentService/Renew":   machineOnly,
 	"/underlay.v1.AgentService/Session": machineOnly,

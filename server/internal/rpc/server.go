@@ -125,6 +125,7 @@ func (s *Server) Register(g *grpc.Server) {
 	underlayv1.RegisterAccessServiceServer(g, &accessService{Server: s})
 	underlayv1.RegisterMachineServiceServer(g, &machineService{Server: s})
 	underlayv1.RegisterAgentServiceServer(g, &agentService{Server: s})
+	underlayv1.RegisterIPAMServiceServer(g, &ipamService{Server: s})
 }
 
 // One type per service, so that method names may repeat across services.
@@ -151,6 +152,10 @@ type (
 	}
 	agentService struct {
 		underlayv1.UnimplementedAgentServiceServer
+		*Server
+	}
+	ipamService struct {
+		underlayv1.UnimplementedIPAMServiceServer
 		*Server
 	}
 )
