@@ -18,6 +18,7 @@ func testConfig(dir, id string) Config {
 		Listen:        "127.0.0.1:0",
 		RaftListen:    "127.0.0.1:0",
 		MetricsListen: "off",
+		HTTPSListen:   "off",
 	}
 }
 

@@ -51,6 +51,10 @@ type Config struct {
 	RaftAdvertise string
 	// MetricsListen is the Prometheus address; "off" disables it.
 	MetricsListen string
+	// HTTPSListen serves the join script, CA and agent binary; "off"
+	// disables it. AgentBinary is the agent served there.
+	HTTPSListen string
+	AgentBinary string
 	// Join lists addresses of existing nodes; with Token and CAFingerprint
 	// it makes an empty data directory join instead of bootstrapping.
 	Join          []string
@@ -65,29 +69,34 @@ type Config struct {
 	SnapshotInterval   time.Duration
 	TrailingLogs       uint64
 	NodeCertTTL        time.Duration
-	Version            string
-	Log                *slog.Logger
+	// OfflineGrace is how long a machine may be without an agent session
+	// before it is shown offline (zero: the rpc default, 15s).
+	OfflineGrace time.Duration
+	Version      string
+	Log          *slog.Logger
 }
 
 // Node is a running management node.
 type Node struct {
-	cfg     Config
-	log     *slog.Logger
-	id      string
-	state   *state
-	store   *store.Store
-	cluster *cluster.Cluster
-	certs   *mtls.CertStore
-	roots   *x509.CertPool
-	caPEM   []byte
-	rpc     *rpc.Server
-	peers   *rpc.Peers
-	metrics *metrics.Metrics
-	grpc    *grpc.Server
-	apiLn   net.Listener
-	raftLn  net.Listener
-	httpSrv *http.Server
-	apiAddr string
+	cfg       Config
+	log       *slog.Logger
+	id        string
+	state     *state
+	store     *store.Store
+	cluster   *cluster.Cluster
+	certs     *mtls.CertStore
+	roots     *x509.CertPool
+	caPEM     []byte
+	rpc       *rpc.Server
+	peers     *rpc.Peers
+	metrics   *metrics.Metrics
+	grpc      *grpc.Server
+	apiLn     net.Listener
+	raftLn    net.Listener
+	httpSrv   *http.Server
+	httpsSrv  *http.Server
+	httpsAddr string
+	apiAddr   string
 
 	stop    context.CancelFunc
 	done    chan struct{}
@@ -142,6 +151,9 @@ func (c *Config) defaults() error {
 	}
 	if c.MetricsListen == "" {
 		c.MetricsListen = DefaultMetricsListen
+	}
+	if c.HTTPSListen == "" {
+		c.HTTPSListen = DefaultHTTPSListen
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
@@ -312,13 +324,14 @@ func (n *Node) start(bootstrap bool) error {
 	n.cluster = cl
 	n.metrics.WatchRaft(cl)
 	n.rpc = rpc.New(rpc.Config{
-		Cluster:     cl,
-		Store:       n.store,
-		Peers:       n.peers,
-		Log:         n.log.With("component", "rpc"),
-		Metrics:     n.metrics,
-		Version:     n.cfg.Version,
-		NodeCertTTL: n.cfg.NodeCertTTL,
+		Cluster:      cl,
+		Store:        n.store,
+		Peers:        n.peers,
+		Log:          n.log.With("component", "rpc"),
+		Metrics:      n.metrics,
+		Version:      n.cfg.Version,
+		NodeCertTTL:  n.cfg.NodeCertTTL,
+		OfflineGrace: n.cfg.OfflineGrace,
 	})
 	n.grpc = grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(mtls.ServerConfig(n.certs.Get, roots))),
@@ -338,6 +351,9 @@ func (n *Node) start(bootstrap bool) error {
 		}
 	}()
 	if err := n.serveMetrics(); err != nil {
+		return err
+	}
+	if err := n.serveHTTPS(); err != nil {
 		return err
 	}
 	n.wg.Add(2)
@@ -441,6 +457,9 @@ func (n *Node) Close() error {
 	}
 	if n.httpSrv != nil {
 		n.httpSrv.Close()
+	}
+	if n.httpsSrv != nil {
+		n.httpsSrv.Close()
 	}
 	var err error
 	if n.cluster != nil {

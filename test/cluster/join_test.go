@@ -85,6 +85,7 @@ func joinConfig(tb testing.TB, c *harness.Cluster, id, token string) node.Config
 		Listen:        "127.0.0.1:0",
 		RaftListen:    "127.0.0.1:0",
 		MetricsListen: "off",
+		HTTPSListen:   "off",
 		Join:          c.Addrs(),
 		Token:         token,
 		CAFingerprint: c.Fingerprint,

@@ -53,7 +53,7 @@ func startServer(tb testing.TB, bin, dir, api, raft string) *proc {
 		tb.Fatal(err)
 	}
 	cmd := exec.Command(bin, "server", "--data-dir", dir, "--node-id", "n1",
-		"--listen", api, "--raft-listen", raft, "--metrics-listen", "off")
+		"--listen", api, "--raft-listen", raft, "--metrics-listen", "off", "--https-listen", "off")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)

@@ -22,7 +22,7 @@ start_node() { # id port-base extra-args...
 	local id=$1 base=$2; shift 2
 	"$BIN/underlay" server --data-dir "$DIR/$id" --node-id "$id" \
 		--listen "127.0.0.1:$base" --raft-listen "127.0.0.1:$((base + 1))" \
-		--metrics-listen "127.0.0.1:$((base + 2))" "$@" >"$DIR/$id.log" 2>&1 &
+		--metrics-listen "127.0.0.1:$((base + 2))" --https-listen "127.0.0.1:$((base + 3))" "$@" >"$DIR/$id.log" 2>&1 &
 	PIDS+=($!)
 }
 

@@ -28,6 +28,8 @@ type serverOptions struct {
 	raftListen    string
 	raftAdvertise string
 	metricsListen string
+	httpsListen   string
+	agentBinary   string
 	join          []string
 	token         string
 	fingerprint   string
@@ -87,6 +89,8 @@ Precedence: flag, environment, config file, default.`,
 	f.StringVar(&o.raftListen, "raft-listen", node.DefaultRaftListen, "Raft (mTLS) listen address")
 	f.StringVar(&o.raftAdvertise, "raft-advertise", "", "Raft address other nodes dial (default like --advertise)")
 	f.StringVar(&o.metricsListen, "metrics-listen", node.DefaultMetricsListen, "Prometheus /metrics, /healthz and /readyz address, or \"off\"")
+	f.StringVar(&o.httpsListen, "https-listen", node.DefaultHTTPSListen, "HTTPS address serving /join.sh, /ca.pem and /agent/linux-amd64 to machines that join, or \"off\"")
+	f.StringVar(&o.agentBinary, "agent-binary", "", "agent binary served at /agent/linux-amd64 (default: underlay-agent next to this binary, else /usr/lib/underlay/underlay-agent)")
 	f.StringSliceVar(&o.join, "join", nil, "address(es) of existing nodes to join (empty data directory only)")
 	f.StringVar(&o.token, "token", "", "server join token from 'underlay token create --kind server'")
 	f.StringVar(&o.fingerprint, "ca-fingerprint", "", "SHA-256 fingerprint of the cluster CA to trust when joining")
@@ -179,6 +183,8 @@ func (o *serverOptions) run(cmd *cobra.Command) error {
 		RaftListen:        o.raftListen,
 		RaftAdvertise:     o.raftAdvertise,
 		MetricsListen:     o.metricsListen,
+		HTTPSListen:       o.httpsListen,
+		AgentBinary:       o.agentBinary,
 		Join:              o.join,
 		Token:             o.token,
 		CAFingerprint:     o.fingerprint,
@@ -197,6 +203,9 @@ func (o *serverOptions) run(cmd *cobra.Command) error {
 	fmt.Fprintf(w, "  CA fingerprint: %s\n", n.Fingerprint())
 	if a := n.MetricsAddr(); a != "" {
 		fmt.Fprintf(w, "  metrics:        http://%s/metrics\n", a)
+	}
+	if u := n.JoinURL(); u != "" {
+		fmt.Fprintf(w, "  join endpoint:  %s/join.sh\n", u)
 	}
 	if _, err := os.Stat(n.AdminCredsDir()); err == nil {
 		fmt.Fprintf(w, "  admin creds:    %s (export UNDERLAY_CREDS=%s UNDERLAY_SERVER=%s)\n", n.AdminCredsDir(), n.AdminCredsDir(), n.APIAddr())

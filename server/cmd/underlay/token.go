@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"underlay.dev/pkg/client"
 	"underlay.dev/pkg/mtls"
 	underlayv1 "underlay.dev/proto/underlay/v1"
+	"underlay.dev/server/node"
 )
 
 func (a *app) newTokenCmd() *cobra.Command {
@@ -101,7 +103,13 @@ func (a *app) tokenCreated(w io.Writer, p *printer, r *underlayv1.CreateTokenRes
 	case underlayv1.TokenKind_TOKEN_KIND_DISCOVERY:
 		fmt.Fprintf(w, "Add to the discovery image's kernel command line:\n\n    underlay.servers=%s underlay.fp=%s underlay.token=%s\n", srv, fp, r.GetSecret())
 	case underlayv1.TokenKind_TOKEN_KIND_AGENT:
-		fmt.Fprintf(w, "Install the agent on an existing machine or VM with:\n\n    underlay-agent install --server %s --ca-fingerprint %s --token %s\n", srv, fp, r.GetSecret())
+		host := servers[0]
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		base := "https://" + net.JoinHostPort(host, "7446")
+		fmt.Fprintf(w, "On an existing machine or cloud VM, as root, paste (the CA is checked against its fingerprint first;\n%s is the node's --https-listen address):\n\n    %s\n\n", base, node.JoinCommand(base, fp, r.GetSecret()))
+		fmt.Fprintf(w, "or, with the underlay-agent binary already there:\n\n    underlay-agent install --server %s --ca-fingerprint %s --token %s\n", srv, fp, r.GetSecret())
 	case underlayv1.TokenKind_TOKEN_KIND_SERVER:
 		fmt.Fprintf(w, "Join a new management node (empty data directory) with:\n\n    underlay server --join %s --ca-fingerprint %s --token %s\n", srv, fp, r.GetSecret())
 	}
