@@ -55,6 +55,8 @@ type Config struct {
 	// disables it. AgentBinary is the agent served there.
 	HTTPSListen string
 	AgentBinary string
+	// Boot configures DHCP, TFTP and the HTTP boot endpoint.
+	Boot BootConfig
 	// Join lists addresses of existing nodes; with Token and CAFingerprint
 	// it makes an empty data directory join instead of bootstrapping.
 	Join          []string
@@ -96,6 +98,8 @@ type Node struct {
 	httpSrv   *http.Server
 	httpsSrv  *http.Server
 	httpsAddr string
+	bootSrv   *http.Server
+	bootURL   string
 	apiAddr   string
 
 	stop    context.CancelFunc
@@ -356,6 +360,9 @@ func (n *Node) start(bootstrap bool) error {
 	if err := n.serveHTTPS(); err != nil {
 		return err
 	}
+	if err := n.startBoot(ctx); err != nil {
+		return err
+	}
 	n.wg.Add(2)
 	go func() {
 		defer n.wg.Done()
@@ -460,6 +467,9 @@ func (n *Node) Close() error {
 	}
 	if n.httpsSrv != nil {
 		n.httpsSrv.Close()
+	}
+	if n.bootSrv != nil {
+		n.bootSrv.Close()
 	}
 	var err error
 	if n.cluster != nil {

@@ -30,6 +30,7 @@ type serverOptions struct {
 	metricsListen string
 	httpsListen   string
 	agentBinary   string
+	boot          node.BootConfig
 	join          []string
 	token         string
 	fingerprint   string
@@ -91,6 +92,16 @@ Precedence: flag, environment, config file, default.`,
 	f.StringVar(&o.metricsListen, "metrics-listen", node.DefaultMetricsListen, "Prometheus /metrics, /healthz and /readyz address, or \"off\"")
 	f.StringVar(&o.httpsListen, "https-listen", node.DefaultHTTPSListen, "HTTPS address serving /join.sh, /ca.pem and /agent/linux-amd64 to machines that join, or \"off\"")
 	f.StringVar(&o.agentBinary, "agent-binary", "", "agent binary served at /agent/linux-amd64 (default: underlay-agent next to this binary, else /usr/lib/underlay/underlay-agent)")
+	f.StringVar(&o.boot.DHCPMode, "dhcp-mode", "off", "DHCP on the provisioning network: off, proxy (beside the site's DHCP: boot information only) or authoritative (addresses from --dhcp-subnet)")
+	f.StringVar(&o.boot.DHCPInterface, "dhcp-interface", "", "provisioning interface DHCP listens on")
+	f.StringVar(&o.boot.DHCPSubnet, "dhcp-subnet", "", "replicated subnet leased from in authoritative mode ('underlay subnet create')")
+	f.StringVar(&o.boot.ServerIP, "boot-server-ip", "", "this node's address on the provisioning network (default: the first IPv4 of --dhcp-interface)")
+	f.StringVar(&o.boot.HTTPListen, "boot-http-listen", "off", "plain-HTTP address serving /boot.ipxe and the discovery image to iPXE, e.g. 0.0.0.0:7447")
+	f.StringVar(&o.boot.TFTPListen, "tftp-listen", "off", "TFTP address serving iPXE binaries to legacy PXE ROMs, e.g. 0.0.0.0:69")
+	f.StringVar(&o.boot.TFTPRoot, "tftp-root", "/usr/lib/ipxe", "directory with undionly.kpxe and ipxe.efi (Debian package ipxe)")
+	f.StringVar(&o.boot.ImageDir, "image-dir", "/usr/lib/underlay/discovery", "directory with the discovery image's vmlinuz and initramfs ('make image')")
+	f.StringVar(&o.boot.KernelArgs, "kernel-args", "console=ttyS0", "extra kernel command line of the discovery image")
+	f.DurationVar(&o.boot.DiscoveryTokenTTL, "discovery-token-ttl", 24*time.Hour, "how often the leader rotates the discovery token (each stays valid for two periods)")
 	f.StringSliceVar(&o.join, "join", nil, "address(es) of existing nodes to join (empty data directory only)")
 	f.StringVar(&o.token, "token", "", "server join token from 'underlay token create --kind server'")
 	f.StringVar(&o.fingerprint, "ca-fingerprint", "", "SHA-256 fingerprint of the cluster CA to trust when joining")
@@ -185,6 +196,7 @@ func (o *serverOptions) run(cmd *cobra.Command) error {
 		MetricsListen:     o.metricsListen,
 		HTTPSListen:       o.httpsListen,
 		AgentBinary:       o.agentBinary,
+		Boot:              o.boot,
 		Join:              o.join,
 		Token:             o.token,
 		CAFingerprint:     o.fingerprint,
@@ -203,6 +215,9 @@ func (o *serverOptions) run(cmd *cobra.Command) error {
 	fmt.Fprintf(w, "  CA fingerprint: %s\n", n.Fingerprint())
 	if a := n.MetricsAddr(); a != "" {
 		fmt.Fprintf(w, "  metrics:        http://%s/metrics\n", a)
+	}
+	if u := n.BootURL(); u != "" {
+		fmt.Fprintf(w, "  boot endpoint:  %s/boot.ipxe\n", u)
 	}
 	if u := n.JoinURL(); u != "" {
 		fmt.Fprintf(w, "  join endpoint:  %s/join.sh\n", u)

@@ -2,11 +2,6 @@ package rpc
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
-	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -15,39 +10,19 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	underlayv1 "underlay.dev/proto/underlay/v1"
+	"underlay.dev/server/internal/token"
 )
-
-// Tokens look like "<id>.<secret>": a 12-hex-digit public ID and a
-// 32-byte random secret (base64url). Only the SHA-256 of the secret is
-// stored.
-const tokenIDLen = 12
-
-func newToken() (id, secret string, hash []byte, err error) {
-	b := make([]byte, 6+32)
-	if _, err := rand.Read(b); err != nil {
-		return "", "", nil, fmt.Errorf("token randomness: %w", err)
-	}
-	id = hex.EncodeToString(b[:6])
-	sec := base64.RawURLEncoding.EncodeToString(b[6:])
-	h := sha256.Sum256([]byte(sec))
-	return id, id + "." + sec, h[:], nil
-}
 
 // parseToken splits a token string into its ID and the hash of its secret.
 func parseToken(tok string) (id string, hash []byte, err error) {
-	tok = strings.TrimSpace(tok)
-	if tok == "" {
+	if strings.TrimSpace(tok) == "" {
 		return "", nil, invalidf("token is empty")
 	}
-	id, sec, ok := strings.Cut(tok, ".")
-	if !ok || len(id) != tokenIDLen || sec == "" {
-		return "", nil, unauthenticatedf("token is malformed: expected <id>.<secret> as printed by 'underlay token create'")
+	id, hash, err = token.Parse(tok)
+	if err != nil {
+		return "", nil, unauthenticatedf("%v", err)
 	}
-	if _, err := hex.DecodeString(id); err != nil {
-		return "", nil, unauthenticatedf("token is malformed: id %q is not hex", id)
-	}
-	h := sha256.Sum256([]byte(sec))
-	return id, h[:], nil
+	return id, hash, nil
 }
 
 // Create makes a token and returns its secret once.
@@ -63,7 +38,7 @@ func (s *tokenService) Create(ctx context.Context, req *underlayv1.CreateTokenRe
 	if req.GetUses() < 0 {
 		return nil, toStatus(invalidf("token uses %d: must not be negative", req.GetUses()))
 	}
-	id, secret, hash, err := newToken()
+	id, secret, hash, err := token.New()
 	if err != nil {
 		return nil, toStatus(err)
 	}
