@@ -45,7 +45,7 @@ func sizes() (single, concurrent, trials int) {
 }
 
 func TestClusterBench(t *testing.T) {
-	rep := &Report{Date: time.Now().UTC().Format(time.RFC3339), Machine: machine()}
+	rep := &Report{Date: time.Now().UTC().Format(time.RFC3339), Machine: machine(), LoadBefore: loadAvg()}
 	single, concurrent, trials := sizes()
 
 	t.Run("writes", func(t *testing.T) {
@@ -83,22 +83,22 @@ func TestClusterBench(t *testing.T) {
 			c := harness.Start(t, 3, harness.Options{ProductionTiming: timing == "production"})
 			tm := timings[timing]
 			st := FailoverStats{Timing: timing, Heartbeat: tm[0], Election: tm[1], LeaderLease: tm[2]}
-			var failovers, stops []time.Duration
+			var done []trial
 			for i := range trials {
-				d, stop, err := failoverTrial(t, c, fmt.Sprintf("%s-%d", timing, i))
-				stops = append(stops, stop)
+				tr, err := failoverTrial(t, c, fmt.Sprintf("%s-%d", timing, i))
 				if err != nil {
 					st.Failed++
 					t.Errorf("trial %d: %v", i, err)
 					continue
 				}
-				failovers = append(failovers, d)
+				done = append(done, tr)
 			}
-			summarize(&st, failovers, stops)
+			summarize(&st, done)
 			rep.Failover = append(rep.Failover, st)
 		})
 	}
 
+	rep.LoadAfter = loadAvg()
 	writeMarkdown(os.Stdout, rep)
 	if path := os.Getenv("BENCH_OUT"); path != "" {
 		if err := writeJSON(path, rep); err != nil {
@@ -108,16 +108,16 @@ func TestClusterBench(t *testing.T) {
 }
 
 // createToken is the measured write: one Raft-replicated command through
-// the public API.
-func createToken(ctx context.Context, cl *client.Client, desc string) error {
+// the public API. It returns the Raft index of the write.
+func createToken(ctx context.Context, cl *client.Client, desc string) (uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
-	_, err := cl.Tokens.Create(ctx, &underlayv1.CreateTokenRequest{
+	res, err := cl.Tokens.Create(ctx, &underlayv1.CreateTokenRequest{
 		Kind:        underlayv1.TokenKind_TOKEN_KIND_AGENT,
 		TtlSeconds:  3600,
 		Description: desc,
 	})
-	return err
+	return res.GetToken().GetCreateIndex(), err
 }
 
 // runWrites makes total token creations with the given number of
@@ -147,7 +147,7 @@ func runWrites(clients []*client.Client, writers, total int, prefix string) Writ
 					break
 				}
 				t0 := time.Now()
-				err := createToken(ctx, cl, fmt.Sprintf("bench-%s-%d", prefix, n))
+				_, err := createToken(ctx, cl, fmt.Sprintf("bench-%s-%d", prefix, n))
 				if err != nil {
 					myErrs++
 					if myFirst == nil {
@@ -187,20 +187,26 @@ func runWrites(clients []*client.Client, writers, total int, prefix string) Writ
 }
 
 // firstWrite remembers the earliest completion of a write that started
-// after the kill and finished after the killed node was fully stopped, so
-// it cannot have been served by the old leader.
+// after the kill and was committed by a new leader.
+//
+// While Stop drains its gRPC server, the old leader may still accept and
+// commit a write that started after the kill. Every write the old leader
+// committed is in the log of a surviving node when Stop returns, so a
+// write with an index above the highest surviving last index (cut) was
+// appended by a new leader.
 type firstWrite struct {
 	killed  atomic.Int64 // unix nanos when the kill began; 0 before
-	stopped atomic.Int64 // unix nanos when Stop returned; 0 before
+	cut     atomic.Uint64
+	stopped atomic.Bool // cut is set
 	mu      sync.Mutex
 	at      time.Time
 	found   chan struct{}
 	once    sync.Once
 }
 
-func (f *firstWrite) success(start, done time.Time) {
-	k, s := f.killed.Load(), f.stopped.Load()
-	if k == 0 || s == 0 || start.UnixNano() < k || done.UnixNano() < s {
+func (f *firstWrite) success(start, done time.Time, index uint64) {
+	k := f.killed.Load()
+	if k == 0 || !f.stopped.Load() || start.UnixNano() < k || index <= f.cut.Load() {
 		return
 	}
 	f.mu.Lock()
@@ -211,11 +217,19 @@ func (f *firstWrite) success(start, done time.Time) {
 	f.once.Do(func() { close(f.found) })
 }
 
+// trial is the outcome of one failover trial.
+type trial struct {
+	failover  time.Duration // kill to first successful write issued after it
+	stop      time.Duration // how long Stop took
+	elected   time.Duration // kill to a surviving node becoming leader
+	elections uint64        // Raft terms started by the failover
+}
+
 // failoverTrial keeps writers busy, stops the leader and measures the time
 // from the kill to the first successful write issued after it. It then
 // restarts the old leader and waits until all three nodes are voters and
-// caught up. It returns the failover time and how long Stop took.
-func failoverTrial(t *testing.T, c *harness.Cluster, name string) (failover, stop time.Duration, err error) {
+// caught up.
+func failoverTrial(t *testing.T, c *harness.Cluster, name string) (tr trial, err error) {
 	t.Helper()
 	cl := c.Client()
 	defer cl.Close()
@@ -229,7 +243,8 @@ func failoverTrial(t *testing.T, c *harness.Cluster, name string) (failover, sto
 		wg.Go(func() {
 			for i := 0; ctx.Err() == nil; i++ {
 				start := time.Now()
-				if err := createToken(ctx, cl, fmt.Sprintf("fo-%s-%d-%d", name, w, i)); err != nil {
+				index, err := createToken(ctx, cl, fmt.Sprintf("fo-%s-%d-%d", name, w, i))
+				if err != nil {
 					// Nodes answer at once while there is no usable
 					// leader; do not spin.
 					select {
@@ -239,19 +254,38 @@ func failoverTrial(t *testing.T, c *harness.Cluster, name string) (failover, sto
 					continue
 				}
 				acked.Add(1)
-				fw.success(start, time.Now())
+				fw.success(start, time.Now(), index)
 			}
 		})
 	}
 	defer func() { cancel(); wg.Wait() }()
 
 	c.Eventually(30*time.Second, "writes before the kill", func() bool { return acked.Load() >= 50 })
-	old := c.Leader()
+	old := stableLeader(c)
+	term := c.Nodes[old].Running().Cluster().Term()
 	t0 := time.Now()
 	fw.killed.Store(t0.UnixNano())
 	c.Stop(old)
-	stop = time.Since(t0)
-	fw.stopped.Store(time.Now().UnixNano())
+	tr.stop = time.Since(t0)
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			for _, n := range c.Nodes {
+				if nd := n.Running(); nd != nil && nd.Cluster().IsLeader() {
+					tr.elected = time.Since(t0)
+					return
+				}
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	})
+	var cut uint64
+	for _, n := range c.Nodes {
+		if nd := n.Running(); nd != nil {
+			cut = max(cut, nd.Cluster().Stats().GetLastIndex())
+		}
+	}
+	fw.cut.Store(cut)
+	fw.stopped.Store(true)
 
 	select {
 	case <-fw.found:
@@ -265,14 +299,48 @@ func failoverTrial(t *testing.T, c *harness.Cluster, name string) (failover, sto
 	if fw.at.IsZero() {
 		err = fmt.Errorf("no successful write within %s after stopping leader %s", trialLimit, c.Nodes[old].ID)
 	} else {
-		failover = fw.at.Sub(t0)
+		tr.failover = fw.at.Sub(t0)
 	}
 	fw.mu.Unlock()
+	for _, n := range c.Nodes {
+		if nd := n.Running(); nd != nil {
+			tr.elections = max(tr.elections, nd.Cluster().Term()-term)
+		}
+	}
 
 	c.Restart(old)
 	c.WaitMembers(3)
 	waitCaughtUp(t, c)
-	return failover, stop, err
+	return tr, err
+}
+
+// stableLeader waits until every running node names the same leader and
+// that node knows it leads, and returns its index.
+func stableLeader(c *harness.Cluster) int {
+	idx := -1
+	c.Eventually(30*time.Second, "all nodes to agree on one leader", func() bool {
+		idx = -1
+		var want string
+		for i, n := range c.Nodes {
+			nd := n.Running()
+			if nd == nil {
+				continue
+			}
+			id, _ := nd.Cluster().Leader()
+			if id == "" || (want != "" && id != want) {
+				return false
+			}
+			want = id
+			if id == n.ID {
+				if !nd.Cluster().IsLeader() {
+					return false
+				}
+				idx = i
+			}
+		}
+		return idx >= 0
+	})
+	return idx
 }
 
 // waitCaughtUp makes one write and waits until every node has applied it.
@@ -282,9 +350,21 @@ func waitCaughtUp(t *testing.T, c *harness.Cluster) {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	res, err := cl.Tokens.Create(ctx, &underlayv1.CreateTokenRequest{Kind: underlayv1.TokenKind_TOKEN_KIND_AGENT, Description: "fo-sync"})
-	if err != nil {
-		t.Fatalf("write after restart: %v", err)
+	// The client does not retry writes, and a node that was just restarted
+	// may refuse a first connection; retry until one write is acknowledged.
+	var res *underlayv1.CreateTokenResponse
+	var err error
+	for {
+		res, err = cl.Tokens.Create(ctx, &underlayv1.CreateTokenRequest{Kind: underlayv1.TokenKind_TOKEN_KIND_AGENT, Description: "fo-sync"})
+		if err == nil {
+			break
+		}
+		t.Logf("write after restart (nodes %v): %v", c.Addrs(), err)
+		select {
+		case <-ctx.Done():
+			t.Fatalf("write after restart: %v", err)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	idx := res.GetToken().GetCreateIndex()
 	c.Eventually(60*time.Second, fmt.Sprintf("every node to apply index %d", idx), func() bool {

@@ -22,6 +22,10 @@ type Report struct {
 	Machine  Machine         `json:"machine"`
 	Writes   []WriteResult   `json:"writes"`
 	Failover []FailoverStats `json:"failover"`
+	// LoadBefore and LoadAfter are /proc/loadavg at the start and the end:
+	// other work on the machine skews the figures.
+	LoadBefore string `json:"load_before"`
+	LoadAfter  string `json:"load_after"`
 }
 
 // Machine describes where the benchmark ran.
@@ -52,18 +56,23 @@ type WriteResult struct {
 
 // FailoverStats summarises the failover trials with one set of Raft timeouts.
 type FailoverStats struct {
-	Timing      string    `json:"timing"`
-	Heartbeat   string    `json:"heartbeat_timeout"`
-	Election    string    `json:"election_timeout"`
-	LeaderLease string    `json:"leader_lease_timeout"`
-	Trials      int       `json:"trials"`
-	Failed      int       `json:"failed"`
-	FailoverMs  []float64 `json:"failover_ms"`
-	StopMs      []float64 `json:"stop_ms"`
-	MedianMs    float64   `json:"median_ms"`
-	WorstMs     float64   `json:"worst_ms"`
-	BestMs      float64   `json:"best_ms"`
-	StopMedMs   float64   `json:"stop_median_ms"`
+	Timing      string `json:"timing"`
+	Heartbeat   string `json:"heartbeat_timeout"`
+	Election    string `json:"election_timeout"`
+	LeaderLease string `json:"leader_lease_timeout"`
+	Trials      int    `json:"trials"`
+	Failed      int    `json:"failed"`
+	// Per successful trial: kill to first write, time spent in Stop, kill
+	// to a new leader, and Raft terms the failover took (1: one election).
+	FailoverMs []float64 `json:"failover_ms"`
+	StopMs     []float64 `json:"stop_ms"`
+	ElectedMs  []float64 `json:"elected_ms"`
+	Elections  []uint64  `json:"elections"`
+	MedianMs   float64   `json:"median_ms"`
+	WorstMs    float64   `json:"worst_ms"`
+	BestMs     float64   `json:"best_ms"`
+	StopMedMs  float64   `json:"stop_median_ms"`
+	ElectedMed float64   `json:"elected_median_ms"`
 }
 
 // percentile returns the nearest-rank p-quantile (0 < p <= 1) of sorted.
@@ -79,21 +88,24 @@ func ms(d time.Duration) float64 {
 	return math.Round(float64(d)/float64(time.Microsecond)) / 1000
 }
 
-// summarize fills the failover statistics from the per-trial durations.
-func summarize(st *FailoverStats, failovers, stops []time.Duration) {
-	st.Trials = len(failovers) + st.Failed
-	for _, d := range failovers {
-		st.FailoverMs = append(st.FailoverMs, ms(d))
+// summarize fills the failover statistics from the successful trials.
+func summarize(st *FailoverStats, trials []trial) {
+	st.Trials = len(trials) + st.Failed
+	var f, s, e []time.Duration
+	for _, tr := range trials {
+		f, s, e = append(f, tr.failover), append(s, tr.stop), append(e, tr.elected)
+		st.FailoverMs = append(st.FailoverMs, ms(tr.failover))
+		st.StopMs = append(st.StopMs, ms(tr.stop))
+		st.ElectedMs = append(st.ElectedMs, ms(tr.elected))
+		st.Elections = append(st.Elections, tr.elections)
 	}
-	for _, d := range stops {
-		st.StopMs = append(st.StopMs, ms(d))
-	}
-	f := slices.Sorted(slices.Values(failovers))
-	s := slices.Sorted(slices.Values(stops))
+	slices.Sort(f)
+	slices.Sort(s)
+	slices.Sort(e)
 	if len(f) > 0 {
 		st.MedianMs, st.WorstMs, st.BestMs = ms(median(f)), ms(f[len(f)-1]), ms(f[0])
 	}
-	st.StopMedMs = ms(median(s))
+	st.StopMedMs, st.ElectedMed = ms(median(s)), ms(median(e))
 }
 
 // median of sorted durations (mean of the middle two for an even count).
@@ -137,6 +149,7 @@ func procField(path, key string) string {
 func writeMarkdown(w io.Writer, r *Report) {
 	fmt.Fprintf(w, "\n## Raft-replicated writes and leader failover (%s)\n\n", r.Date)
 	fmt.Fprintf(w, "Machine: %d CPUs, %s, %s memory, %s %s\n\n", r.Machine.CPUs, r.Machine.CPUModel, r.Machine.MemTotal, r.Machine.GoVersion, r.Machine.OSArch)
+	fmt.Fprintf(w, "Load average (1/5/15 min) before: %s, after: %s\n\n", r.LoadBefore, r.LoadAfter)
 	if len(r.Writes) > 0 {
 		fmt.Fprintln(w, "| Scenario | Raft timing | Writers | Writes | Errors | Seconds | Writes/s | p50 ms | p99 ms | max ms |")
 		fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -151,18 +164,31 @@ func writeMarkdown(w io.Writer, r *Report) {
 		fmt.Fprintln(w)
 	}
 	if len(r.Failover) > 0 {
-		fmt.Fprintln(w, "| Raft timing (heartbeat/election/lease) | Trials | Failed | Median ms | Worst ms | Best ms | Stop() median ms |")
-		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|")
+		fmt.Fprintln(w, "| Raft timing (heartbeat/election/lease) | Trials | Failed | Median ms | Worst ms | Best ms | New leader median ms | Stop() median ms |")
+		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|")
 		for _, x := range r.Failover {
-			fmt.Fprintf(w, "| %s (%s/%s/%s) | %d | %d | %.0f | %.0f | %.0f | %.0f |\n",
-				x.Timing, x.Heartbeat, x.Election, x.LeaderLease, x.Trials, x.Failed, x.MedianMs, x.WorstMs, x.BestMs, x.StopMedMs)
+			fmt.Fprintf(w, "| %s (%s/%s/%s) | %d | %d | %.0f | %.0f | %.0f | %.0f | %.0f |\n",
+				x.Timing, x.Heartbeat, x.Election, x.LeaderLease, x.Trials, x.Failed, x.MedianMs, x.WorstMs, x.BestMs, x.ElectedMed, x.StopMedMs)
 		}
 		fmt.Fprintln(w)
 		for _, x := range r.Failover {
-			fmt.Fprintf(w, "Failover ms per trial, %s timing: %v\n", x.Timing, x.FailoverMs)
+			fmt.Fprintf(w, "%s timing, per trial: failover ms %v; new leader ms %v; elections %v\n", x.Timing, x.FailoverMs, x.ElectedMs, x.Elections)
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// loadAvg returns the three load averages from /proc/loadavg.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // writeJSON writes the report to path.

@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
@@ -43,7 +46,14 @@ func (p *Peers) client(nodeID string) (underlayv1.NodeServiceClient, error) {
 	if cc, ok := p.conns[addr]; ok {
 		return underlayv1.NewNodeServiceClient(cc), nil
 	}
-	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(credentials.NewTLS(p.tls())))
+	cc, err := grpc.NewClient("passthrough:///"+addr,
+		grpc.WithTransportCredentials(credentials.NewTLS(p.tls())),
+		// Nodes restart; come back to them quickly rather than after
+		// gRPC's default backoff of up to two minutes.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: 2 * time.Second,
+		}))
 	if err != nil {
 		return nil, fmt.Errorf("dial node %s at %s: %w", nodeID, addr, err)
 	}
@@ -51,10 +61,20 @@ func (p *Peers) client(nodeID string) (underlayv1.NodeServiceClient, error) {
 	return underlayv1.NewNodeServiceClient(cc), nil
 }
 
-// fromStatus maps a peer's "not the leader" refusal back to cluster.ErrNotLeader.
+// fromStatus maps a peer's "not the leader" refusal back to
+// cluster.ErrNotLeader, and so does a call that never left this node
+// because the connection could not be made: in both cases nothing was
+// applied and the call may be retried against the current leader.
 func fromStatus(err error) error {
-	if st, ok := status.FromError(err); ok && st.Code() == codes.FailedPrecondition && st.Message() == notLeaderMsg {
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	switch {
+	case st.Code() == codes.FailedPrecondition && st.Message() == notLeaderMsg:
 		return cluster.ErrNotLeader
+	case st.Code() == codes.Unavailable && strings.Contains(st.Message(), "while dialing"):
+		return fmt.Errorf("%s: %w", st.Message(), cluster.ErrNotLeader)
 	}
 	return err
 }
