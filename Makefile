@@ -14,7 +14,7 @@ PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
 TEST_DEBS  := protobuf-compiler curl openssl
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all build test unit lint proto proto-check bench demo deps tools clean
+.PHONY: all build test unit lint proto proto-check bench demo deps tools clean image
 
 all: build
 
@@ -74,5 +74,11 @@ bench: deps
 demo: build
 	bash test/demo/demo.sh
 
+# image builds the discovery image (kernel + u-root initramfs with the agent
+# as uinit) into discovery-image/out; it installs linux-image-amd64 and
+# mdadm if missing.
+image:
+	bash discovery-image/build.sh
+
 clean:
-	rm -rf bin
+	rm -rf bin discovery-image/out

@@ -65,6 +65,7 @@ func newRoot() *cobra.Command {
 			// As the uinit of the discovery image (parent is init, no
 			// arguments) the agent runs with its defaults.
 			if os.Getppid() == 1 {
+				prepareBoot(cmd.Context(), cmd.ErrOrStderr())
 				return runAgent(cmd.Context(), runFlags{}, cmd.ErrOrStderr())
 			}
 			return cmd.Help()
