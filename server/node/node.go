@@ -320,6 +320,7 @@ func (n *Node) start(bootstrap bool) error {
 		SnapshotInterval:  n.cfg.SnapshotInterval,
 		TrailingLogs:      n.cfg.TrailingLogs,
 		ObserveApply:      func(d time.Duration) { n.metrics.ApplyDuration.Observe(d.Seconds()) },
+		FSMApplied:        f.Applied,
 	})
 	if err != nil {
 		return err

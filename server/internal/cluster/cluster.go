@@ -63,6 +63,9 @@ type Config struct {
 	TrailingLogs      uint64
 	// ObserveApply, when set, is called with the latency of each local apply.
 	ObserveApply func(time.Duration)
+	// FSMApplied reports the index of the last command entry the FSM has
+	// finished applying; reads wait on it.
+	FSMApplied func() uint64
 }
 
 // Cluster is one node's view of the Raft cluster.
@@ -74,6 +77,7 @@ type Cluster struct {
 	peers   Peers
 	log     *slog.Logger
 	observe func(time.Duration)
+	applied func() uint64
 	// readyTerm is the term in which this leader last ran a barrier.
 	readyTerm atomic.Uint64
 }
@@ -190,6 +194,7 @@ func Open(cfg Config) (*Cluster, error) {
 		peers:   cfg.Peers,
 		log:     cfg.Log,
 		observe: cfg.ObserveApply,
+		applied: cfg.FSMApplied,
 	}, nil
 }
 

@@ -130,16 +130,40 @@ func (c *Cluster) ReadIndexLocal(ctx context.Context) (uint64, error) {
 	return idx, nil
 }
 
-// WaitApplied blocks until this node has applied index idx.
+// WaitApplied blocks until the FSM on this node has applied index idx.
+// Raft's applied index counts entries handed to the FSM, which may still be
+// working through them; so after it, this waits for the FSM itself to have
+// finished the last command entry at or below idx. Entries that are not
+// commands (no-ops, configuration) never reach the FSM and are skipped, and
+// anything covered by the latest snapshot is already in the state.
 func (c *Cluster) WaitApplied(ctx context.Context, idx uint64) error {
-	delay := 200 * time.Microsecond
-	for c.raft.AppliedIndex() < idx {
+	if err := c.poll(ctx, idx, func() bool { return c.raft.AppliedIndex() >= idx }); err != nil {
+		return err
+	}
+	if c.applied == nil {
+		return nil
+	}
+	snap := c.LastSnapshotIndex()
+	target := idx
+	for target > c.applied() && target > snap {
+		var l raft.Log
+		if err := c.store.GetLog(target, &l); err != nil || l.Type == raft.LogCommand {
+			break
+		}
+		target--
+	}
+	return c.poll(ctx, idx, func() bool { return c.applied() >= target })
+}
+
+func (c *Cluster) poll(ctx context.Context, idx uint64, done func() bool) error {
+	delay := 100 * time.Microsecond
+	for !done() {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("wait for index %d (applied %d): %w", idx, c.raft.AppliedIndex(), ctx.Err())
 		case <-time.After(delay):
 		}
-		if delay < 10*time.Millisecond {
+		if delay < 5*time.Millisecond {
 			delay *= 2
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
@@ -24,6 +25,9 @@ const messageVersion byte = 1
 type FSM struct {
 	store *store.Store
 	log   *slog.Logger
+	// applied is the index of the last command entry this FSM has
+	// processed, successful or not (readers wait on it).
+	applied atomic.Uint64
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -74,6 +78,7 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 		panic(fmt.Sprintf("fsm: log entry %d: %v", l.Index, err))
 	}
 	id, err := f.apply(l.Index, cmd)
+	f.applied.Store(l.Index)
 	res.Id = id
 	if err != nil {
 		res.ErrorKind = Kind(err)
@@ -82,6 +87,11 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 	}
 	return res
 }
+
+// Applied is the index of the last command entry processed here. Raft's
+// own applied index runs ahead of it: raft counts an entry as applied when
+// it hands it to the FSM, not when the FSM has finished with it.
+func (f *FSM) Applied() uint64 { return f.applied.Load() }
 
 func (f *FSM) apply(idx uint64, cmd *underlayv1.Command) (string, error) {
 	if cmd.GetCmd() == nil {

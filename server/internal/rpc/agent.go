@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -99,11 +100,77 @@ func (s *Server) serverAddrs() []string {
 	return out
 }
 
+// registeredWait bounds how long registered waits for the local state to
+// show a machine after a linearizable read.
+const registeredWait = 5 * time.Second
+
+// registered returns machine id, or PERMISSION_DENIED when the cluster
+// does not know it (it was deleted): the agent then drops its state and
+// enrolls again. A miss in the local store is not trusted at once: right
+// after enrolling, the agent may connect to a follower that has not applied
+// the enrollment yet. The miss is confirmed with a linearizable read, and
+// then for a short while longer, because Raft reports an entry as applied
+// once it is handed to the FSM, not once the FSM has written it (see
+// cluster.WaitApplied).
+func (s *Server) registered(ctx context.Context, id string) (*underlayv1.Machine, error) {
+	if m, err := s.store.Machine(id); err == nil {
+		return m, nil
+	}
+	if err := s.read(ctx, nil); err != nil {
+		return nil, toStatus(fmt.Errorf("confirm machine %s: %w", id, err))
+	}
+	deadline := time.NewTimer(registeredWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if m, err := s.store.Machine(id); err == nil {
+			return m, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, toStatus(ctx.Err())
+		case <-deadline.C:
+			return nil, errf(codes.PermissionDenied, "machine %s is not registered (deleted?); enroll again", id)
+		case <-tick.C:
+		}
+	}
+}
+
+// markOnline records that this node holds the machine's session, unless
+// the replicated state already says so.
+func (s *Server) markOnline(ctx context.Context, id string) error {
+	if m, err := s.store.Machine(id); err == nil && m.GetOnline() && m.GetConnectedNode() == s.cluster.ID() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err := s.apply(ctx, &underlayv1.Command{Cmd: &underlayv1.Command_SetPresence{SetPresence: &underlayv1.SetPresence{
+		MachineId: id, Online: true, NodeId: s.cluster.ID(),
+	}}})
+	return err
+}
+
+// admitted checks, on every message of a session, that the machine still
+// exists and its certificate is not revoked: deleting a machine (or
+// re-enrolling it, which revokes the old certificate) must end sessions
+// that were authorised before. The local store only lags the leader, so a
+// machine that was here at session start and is gone now was deleted.
+func (s *Server) admitted(id string, cert *x509.Certificate) error {
+	if _, err := s.store.Machine(id); err != nil {
+		return errf(codes.PermissionDenied, "machine %s was deleted; enroll again", id)
+	}
+	if cert != nil && s.store.Revoked(cert.SerialNumber.String()) {
+		return errf(codes.Unauthenticated, "certificate %s of machine %s was revoked; enroll again", cert.SerialNumber, id)
+	}
+	return nil
+}
+
 // Renew signs a new certificate for the calling machine.
 func (s *agentService) Renew(ctx context.Context, req *underlayv1.RenewRequest) (*underlayv1.RenewResponse, error) {
 	caller, _ := CallerFrom(ctx)
-	if _, err := s.store.Machine(caller.Identity.Name); err != nil {
-		return nil, errf(codes.PermissionDenied, "machine %s is not registered (deleted?); enroll again", caller.Identity.Name)
+	if _, err := s.registered(ctx, caller.Identity.Name); err != nil {
+		return nil, err
 	}
 	c, err := s.ca()
 	if err != nil {
@@ -126,9 +193,8 @@ func (s *agentService) Session(stream underlayv1.AgentService_SessionServer) err
 	defer cancel()
 	caller, _ := CallerFrom(ctx)
 	id := caller.Identity.Name
-	m, err := s.store.Machine(id)
-	if err != nil {
-		return errf(codes.PermissionDenied, "machine %s is not registered (deleted?); enroll again", id)
+	if _, err := s.registered(ctx, id); err != nil {
+		return err
 	}
 	first, err := stream.Recv()
 	if err != nil {
@@ -149,15 +215,8 @@ func (s *agentService) Session(stream underlayv1.AgentService_SessionServer) err
 			s.metrics.AgentsConnected.Set(float64(s.presence.count()))
 		}
 	}()
-	if !m.GetOnline() || m.GetConnectedNode() != s.cluster.ID() {
-		actx, acancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err := s.apply(actx, &underlayv1.Command{Cmd: &underlayv1.Command_SetPresence{SetPresence: &underlayv1.SetPresence{
-			MachineId: id, Online: true, NodeId: s.cluster.ID(),
-		}}})
-		acancel()
-		if err != nil {
-			return toStatus(fmt.Errorf("record presence: %w", err))
-		}
+	if err := s.markOnline(ctx, id); err != nil {
+		return toStatus(fmt.Errorf("record presence: %w", err))
 	}
 	s.log.Info("agent connected", "machine_id", id, "agent_version", first.GetHello().GetAgentVersion())
 	if err := stream.Send(&underlayv1.ServerMessage{Msg: &underlayv1.ServerMessage_Welcome{Welcome: &underlayv1.Welcome{
@@ -185,6 +244,10 @@ func (s *agentService) Session(stream underlayv1.AgentService_SessionServer) err
 			}
 			return err
 		}
+		if err := s.admitted(id, caller.Cert); err != nil {
+			s.log.Info("agent session ended", "machine_id", id, "reason", err)
+			return err
+		}
 		s.presence.seen(sess, s.now())
 		switch x := msg.GetMsg().(type) {
 		case *underlayv1.AgentMessage_Heartbeat:
@@ -192,6 +255,13 @@ func (s *agentService) Session(stream underlayv1.AgentService_SessionServer) err
 				Seq: x.Heartbeat.GetSeq(), Sent: x.Heartbeat.GetSent(),
 			}}}); err != nil {
 				return err
+			}
+			// A late "offline" (this node's grace timer, or the leader's
+			// sweep during a partition) may have raced with this session;
+			// the node holding the session owns the presence, so it
+			// writes it again.
+			if err := s.markOnline(ctx, id); err != nil {
+				s.log.Warn("re-record presence", "machine_id", id, "err", err)
 			}
 		case *underlayv1.AgentMessage_Inventory:
 			actx, acancel := context.WithTimeout(ctx, 10*time.Second)

@@ -2,12 +2,15 @@ package rpc
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc/codes"
 
 	underlayv1 "underlay.dev/proto/underlay/v1"
+	"underlay.dev/server/internal/cluster"
 	"underlay.dev/server/internal/machine"
 )
 
@@ -108,9 +111,13 @@ func (s *machineService) Label(ctx context.Context, req *underlayv1.LabelMachine
 			return nil, toStatus(invalidf("label key must not be empty"))
 		}
 	}
-	if _, err := s.apply(ctx, &underlayv1.Command{Cmd: &underlayv1.Command_SetMachineLabels{SetMachineLabels: &underlayv1.SetMachineLabels{
+	res, err := s.apply(ctx, &underlayv1.Command{Cmd: &underlayv1.Command_SetMachineLabels{SetMachineLabels: &underlayv1.SetMachineLabels{
 		MachineId: req.GetId(), Set: req.GetSet(), Remove: req.GetRemove(),
-	}}}); err != nil {
+	}}})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if err := s.caughtUp(ctx, res.GetIndex()); err != nil {
 		return nil, toStatus(err)
 	}
 	m, err := s.store.Machine(req.GetId())
@@ -130,7 +137,11 @@ func (s *machineService) Delete(ctx context.Context, req *underlayv1.DeleteMachi
 	for _, r := range s.store.Revocations() {
 		before[r.GetSerial()] = true
 	}
-	if _, err := s.apply(ctx, &underlayv1.Command{Cmd: &underlayv1.Command_DeleteMachine{DeleteMachine: &underlayv1.DeleteMachine{MachineId: req.GetId()}}}); err != nil {
+	res, err := s.apply(ctx, &underlayv1.Command{Cmd: &underlayv1.Command_DeleteMachine{DeleteMachine: &underlayv1.DeleteMachine{MachineId: req.GetId()}}})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if err := s.caughtUp(ctx, res.GetIndex()); err != nil {
 		return nil, toStatus(err)
 	}
 	var revoked []string
@@ -141,6 +152,24 @@ func (s *machineService) Delete(ctx context.Context, req *underlayv1.DeleteMachi
 	}
 	s.log.Info("machine deleted", "machine_id", req.GetId(), "revoked", revoked, "by", actor(ctx))
 	return &underlayv1.DeleteMachineResponse{RevokedSerials: revoked}, nil
+}
+
+// caughtUp waits until the local store holds the successful write at Raft
+// index idx. On a follower, Apply returns once the leader has applied the
+// command; a handler that answers from its own store must wait for it.
+func (s *Server) caughtUp(ctx context.Context, idx uint64) error {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for s.store.LastIndex() < idx {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for index %d (have %d): %w", idx, s.store.LastIndex(), ctx.Err())
+		case <-s.done:
+			return fmt.Errorf("wait for index %d: %w", idx, cluster.ErrNoLeader)
+		case <-t.C:
+		}
+	}
+	return nil
 }
 
 // Events lists the events of a machine ("" for the whole cluster).
