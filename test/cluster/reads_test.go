@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"underlay.dev/test/harness"
 	underlayv1 "underlay.dev/proto/underlay/v1"
+	"underlay.dev/test/harness"
 )
 
 // A write acknowledged through one node is seen by a linearizable read on
