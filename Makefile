@@ -14,7 +14,7 @@ PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
 TEST_DEBS  := protobuf-compiler curl openssl
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all build test unit lint proto proto-check bench demo deps tools clean image
+.PHONY: all build test unit e2e lint proto proto-check bench demo deps tools clean image
 
 all: build
 
@@ -60,13 +60,24 @@ lint:
 	$(GO) vet ./...
 	$(GO) vet -tags bench ./test/bench/...
 
-# test runs every test: lint, generated-code check, unit tests, the
-# in-process clusters, real server processes killed with SIGKILL.
-test: deps tools lint proto-check
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+# Packages whose tests boot QEMU VMs in network namespaces (root); they run
+# one at a time in e2e, after everything else.
+E2E_PKGS   := ./discovery-image/... ./test/lab/...
+UNIT_PKGS  = $(shell $(GO) list ./... | grep -v -e /discovery-image -e /test/lab)
+
+# test runs every test: lint, the generated-code check, unit and
+# integration tests (in-process clusters, real server processes killed with
+# SIGKILL, agents in network namespaces), then the PXE lab (e2e).
+test: deps tools lint proto-check unit e2e
 
 unit:
-	$(GO) test -count=1 -short ./...
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(UNIT_PKGS)
+
+# e2e builds the discovery image and PXE-boots QEMU VMs against real
+# clusters in network namespaces (needs root; installs QEMU, OVMF, iPXE and
+# dnsmasq from Debian if missing).
+e2e: image
+	$(GO) test -count=1 -p 1 -timeout $(TEST_TIMEOUT) $(E2E_PKGS)
 
 bench: deps
 	$(GO) test -tags bench -count=1 -run . -v -timeout 60m ./test/bench/...

@@ -14,6 +14,7 @@ import (
 	underlayv1 "underlay.dev/proto/underlay/v1"
 	"underlay.dev/server/internal/boot/dhcp"
 	"underlay.dev/server/internal/boot/ipxe"
+	"underlay.dev/server/internal/boot/ra"
 	"underlay.dev/server/internal/boot/tftp"
 	"underlay.dev/server/internal/fsm"
 	"underlay.dev/server/internal/ipam"
@@ -44,6 +45,9 @@ type BootConfig struct {
 	KernelArgs string
 	// DiscoveryTokenTTL is how often the leader rotates the discovery token.
 	DiscoveryTokenTTL time.Duration
+	// NoRouterAdvert turns off the empty IPv6 Router Advertisements sent
+	// on the DHCP interface (they stop iPXE waiting ~16 s for a router).
+	NoRouterAdvert bool
 }
 
 func enabled(s string) bool { return s != "" && s != "off" }
@@ -122,6 +126,15 @@ func (n *Node) startBoot(ctx context.Context) error {
 			defer n.wg.Done()
 			n.runDHCP(ctx, mode, serverIP)
 		}()
+		if !bc.NoRouterAdvert {
+			n.wg.Add(1)
+			go func() {
+				defer n.wg.Done()
+				if err := ra.Serve(ctx, bc.DHCPInterface, n.log.With("component", "ra")); err != nil {
+					n.log.Warn("ipv6 router advertisements off", "interface", bc.DHCPInterface, "err", err)
+				}
+			}()
+		}
 	}
 	return nil
 }

@@ -101,6 +101,7 @@ Precedence: flag, environment, config file, default.`,
 	f.StringVar(&o.boot.TFTPRoot, "tftp-root", "/usr/lib/ipxe", "directory with undionly.kpxe and ipxe.efi (Debian package ipxe)")
 	f.StringVar(&o.boot.ImageDir, "image-dir", "/usr/lib/underlay/discovery", "directory with the discovery image's vmlinuz and initramfs ('make image')")
 	f.StringVar(&o.boot.KernelArgs, "kernel-args", "console=ttyS0", "extra kernel command line of the discovery image")
+	f.BoolVar(&o.boot.NoRouterAdvert, "no-ipv6-ra", false, "do not answer IPv6 router solicitations on --dhcp-interface (the empty advertisement stops iPXE waiting ~16 s for an IPv6 router)")
 	f.DurationVar(&o.boot.DiscoveryTokenTTL, "discovery-token-ttl", 24*time.Hour, "how often the leader rotates the discovery token (each stays valid for two periods)")
 	f.StringSliceVar(&o.join, "join", nil, "address(es) of existing nodes to join (empty data directory only)")
 	f.StringVar(&o.token, "token", "", "server join token from 'underlay token create --kind server'")
