@@ -14,7 +14,7 @@ PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
 TEST_DEBS  := protobuf-compiler curl openssl
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all build test unit e2e lint proto proto-check bench demo deps tools clean image
+.PHONY: all build test unit e2e demo-local lint proto proto-check bench demo deps tools clean image
 
 all: build
 
@@ -82,7 +82,13 @@ e2e: image
 bench: deps
 	$(GO) test -tags bench -count=1 -run . -v -timeout 60m ./test/bench/...
 
-demo: build
+# demo is the main job: a three-node cluster in a private lab network and a
+# QEMU VM that PXE-boots and is discovered (root; installs QEMU and friends).
+demo: build image
+	$(GO) run ./test/demo/labdemo
+
+# demo-local starts just a three-node cluster on loopback (no root needed).
+demo-local: build
 	bash test/demo/demo.sh
 
 # image builds the discovery image (kernel + u-root initramfs with the agent

@@ -28,6 +28,11 @@ func (c *collector) nics(_ context.Context, inv *underlayv1.Inventory) error {
 		return fmt.Errorf("list interfaces: %w", err)
 	}
 	for _, e := range entries {
+		// Interfaces are directories (or links to them); the bonding
+		// driver also puts a plain file, bonding_masters, here.
+		if e.Type().IsRegular() {
+			continue
+		}
 		n := c.nicFromSys(classDir, e.Name())
 		if c.live {
 			c.nicFromNetlink(n)
