@@ -11,7 +11,7 @@ PROTO_FILES := $(wildcard proto/underlay/v1/*.proto)
 PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
 # Debian packages the tests use.
-TEST_DEBS  := protobuf-compiler curl openssl
+TEST_DEBS  := protobuf-compiler curl openssl udhcpc iproute2 iputils-ping zstd
 TEST_TIMEOUT ?= 25m
 
 .PHONY: all build test unit e2e demo-local lint proto proto-check bench demo deps tools clean image
