@@ -7,8 +7,8 @@ import (
 
 	"google.golang.org/grpc/codes"
 
-	"underlay.dev/test/harness"
 	underlayv1 "underlay.dev/proto/underlay/v1"
+	"underlay.dev/test/harness"
 )
 
 func TestRemoveMember(t *testing.T) {

@@ -100,18 +100,10 @@ func (s *Server) serverAddrs() []string {
 	return out
 }
 
-// registeredWait bounds how long registered waits for the local state to
-// show a machine after a linearizable read.
-const registeredWait = 5 * time.Second
-
 // registered returns machine id, or PERMISSION_DENIED when the cluster
-// does not know it (it was deleted): the agent then drops its state and
-// enrolls again. A miss in the local store is not trusted at once: right
-// after enrolling, the agent may connect to a follower that has not applied
-// the enrollment yet. The miss is confirmed with a linearizable read, and
-// then for a short while longer, because Raft reports an entry as applied
-// once it is handed to the FSM, not once the FSM has written it (see
-// cluster.WaitApplied).
+// does not know it (deleted). A machine missing from this node's state is
+// confirmed with a linearizable read first: the agent may open its session
+// on a node that has not applied its enrollment yet.
 func (s *Server) registered(ctx context.Context, id string) (*underlayv1.Machine, error) {
 	if m, err := s.store.Machine(id); err == nil {
 		return m, nil
@@ -119,22 +111,10 @@ func (s *Server) registered(ctx context.Context, id string) (*underlayv1.Machine
 	if err := s.read(ctx, nil); err != nil {
 		return nil, toStatus(fmt.Errorf("confirm machine %s: %w", id, err))
 	}
-	deadline := time.NewTimer(registeredWait)
-	defer deadline.Stop()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if m, err := s.store.Machine(id); err == nil {
-			return m, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, toStatus(ctx.Err())
-		case <-deadline.C:
-			return nil, errf(codes.PermissionDenied, "machine %s is not registered (deleted?); enroll again", id)
-		case <-tick.C:
-		}
+	if m, err := s.store.Machine(id); err == nil {
+		return m, nil
 	}
+	return nil, errf(codes.PermissionDenied, "machine %s is not registered (deleted?); enroll again", id)
 }
 
 // markOnline records that this node holds the machine's session, unless
