@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -92,7 +94,7 @@ func (n *Node) startBoot(ctx context.Context) error {
 		}
 		_, port, _ := net.SplitHostPort(ln.Addr().String())
 		n.bootURL = "http://" + net.JoinHostPort(host, port)
-		h, err := ipxe.New(ipxe.Config{BaseURL: n.bootURL, ImageDir: bc.ImageDir}, bootBackend{n}, n.log.With("component", "ipxe"))
+		h, err := ipxe.New(ipxe.Config{BaseURL: n.bootURL, ImageDir: bc.ImageDir}, bootBackend{n}, n.log)
 		if err != nil {
 			ln.Close()
 			return fmt.Errorf("boot http: %w", err)
@@ -107,7 +109,11 @@ func (n *Node) startBoot(ctx context.Context) error {
 		}()
 	}
 	if enabled(bc.TFTPListen) {
-		srv := tftp.New(orString(bc.TFTPRoot, tftp.DefaultRoot), n.log.With("component", "tftp"))
+		dir, err := n.stageTFTP(orString(bc.TFTPRoot, tftp.DefaultRoot))
+		if err != nil {
+			return err
+		}
+		srv := tftp.New(dir, n.log)
 		pc, err := net.ListenPacket("udp4", bc.TFTPListen)
 		if err != nil {
 			return fmt.Errorf("listen on %s (--tftp-listen): %w", bc.TFTPListen, err)
@@ -137,6 +143,36 @@ func (n *Node) startBoot(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// tftpFiles are the iPXE binaries TFTP serves.
+var tftpFiles = []string{"undionly.kpxe", "ipxe.efi"}
+
+// stageTFTP copies the iPXE binaries from src into <data-dir>/tftp and
+// returns that directory. Debian's /usr/lib/ipxe holds symlinks into /boot,
+// which the TFTP server (rightly) refuses to follow out of its root; the
+// copies keep the root self-contained.
+func (n *Node) stageTFTP(src string) (string, error) {
+	dir := filepath.Join(n.cfg.DataDir, "tftp")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("tftp root: %w", err)
+	}
+	found := 0
+	for _, f := range tftpFiles {
+		b, err := os.ReadFile(filepath.Join(src, f))
+		if err != nil {
+			n.log.Warn("ipxe binary not found; PXE clients needing it cannot boot", "file", filepath.Join(src, f), "err", err)
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			return "", fmt.Errorf("tftp root: %w", err)
+		}
+		found++
+	}
+	if found == 0 {
+		return "", fmt.Errorf("--tftp-root %s has neither undionly.kpxe nor ipxe.efi (install Debian's ipxe package)", src)
+	}
+	return dir, nil
 }
 
 func orString(s, def string) string {

@@ -112,11 +112,19 @@ func TestNetworkBootAuthoritative(t *testing.T) {
 	cl := c.Client()
 
 	bios := StartVM(t, lab, labVM("bios", false))
-	uefi := StartVM(t, lab, labVM("uefi", true))
+	// The UEFI VM has no iPXE option ROM: OVMF's own PXE client asks for a
+	// boot file (arch 7), gets ipxe.efi over TFTP, and iPXE goes on.
+	uefiCfg := labVM("uefi", true)
+	uefiCfg.FirmwarePXE = true
+	uefi := StartVM(t, lab, uefiCfg)
 	t.Run("bios", func(t *testing.T) { checkBoot(t, cl, bios) })
 	t.Run("uefi", func(t *testing.T) {
 		checkBoot(t, cl, uefi)
-		t.Logf("uefi boot path: %s; firmware and iPXE on the serial console:\n%s", uefiPath(c, uefi), bootLines(uefi.SerialLog()))
+		path := uefiPath(c, uefi)
+		t.Logf("uefi boot path: %s; firmware and iPXE on the serial console:\n%s", path, bootLines(uefi.SerialLog()))
+		if !strings.Contains(path, "ipxe.efi over TFTP") {
+			t.Errorf("the UEFI VM did not boot through ipxe.efi over TFTP")
+		}
 	})
 	t.Run("ha", func(t *testing.T) {
 		served := firstOffer(t, c, bios.MACs[0])
@@ -172,7 +180,7 @@ func TestNetworkBootProxy(t *testing.T) {
 // ipxe.efi over TFTP, or straight from the NIC's EFI iPXE ROM.
 func uefiPath(c *Cluster, vm *VM) string {
 	for _, n := range c.Nodes {
-		if bytes.Contains(n.Output(), []byte("ipxe.efi")) && bytes.Contains(n.Output(), []byte(vm.MACs[0])) {
+		if bytes.Contains(n.Output(), []byte(`msg="tftp transfer done" file=ipxe.efi`)) && bytes.Contains(n.Output(), []byte(vm.MACs[0])) {
 			return "OVMF PXE -> ipxe.efi over TFTP from " + n.ID + " -> HTTP script"
 		}
 	}

@@ -31,6 +31,9 @@ type VMConfig struct {
 	NICs int
 	// UEFI boots OVMF instead of SeaBIOS.
 	UEFI bool
+	// FirmwarePXE removes the NIC's iPXE option ROM, so that the firmware's
+	// own PXE client starts the boot and fetches iPXE over TFTP.
+	FirmwarePXE bool
 }
 
 // VM is a running QEMU machine.
@@ -98,6 +101,11 @@ func StartVM(tb TB, net *Network, cfg VMConfig) *VM {
 		dev := fmt.Sprintf("virtio-net-pci,netdev=n%d,mac=%s", i, mac)
 		if i == 0 {
 			dev += ",bootindex=1"
+			if cfg.FirmwarePXE {
+				// No iPXE option ROM: the firmware's own PXE client boots,
+				// and chain-loads iPXE (ipxe.efi or undionly.kpxe) over TFTP.
+				dev += ",romfile="
+			}
 		} else {
 			dev += ",romfile="
 		}
