@@ -58,7 +58,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) vet -tags bench ./test/bench/...
+	$(GO) vet -tags bench ./test/bench/... ./test/loadgen/... ./test/lab/...
 
 # Packages whose tests boot QEMU VMs in network namespaces (root); they run
 # one at a time in e2e, after everything else.
@@ -81,6 +81,7 @@ e2e: image
 
 bench: deps
 	$(GO) test -tags bench -count=1 -run . -v -timeout 60m ./test/bench/...
+	$(GO) test -tags bench -count=1 -run TestAgentsAtScale -v -timeout 60m ./test/loadgen/
 
 # demo is the main job: a three-node cluster in a private lab network and a
 # QEMU VM that PXE-boots and is discovered (root; installs QEMU and friends).
