@@ -82,6 +82,7 @@ e2e: image
 bench: deps
 	$(GO) test -tags bench -count=1 -run . -v -timeout 60m ./test/bench/...
 	$(GO) test -tags bench -count=1 -run TestAgentsAtScale -v -timeout 60m ./test/loadgen/
+	$(GO) test -tags bench -count=1 -run 'TestBench(Boot|DHCP)' -v -timeout 60m ./test/lab/
 
 # demo is the main job: a three-node cluster in a private lab network and a
 # QEMU VM that PXE-boots and is discovered (root; installs QEMU and friends).

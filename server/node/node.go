@@ -344,6 +344,11 @@ func (n *Node) start(bootstrap bool) error {
 		grpc.ChainStreamInterceptor(n.rpc.StreamInterceptor()),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		// Thousands of mostly idle agent streams: small per-connection
+		// buffers, and write buffers shared instead of held per connection.
+		grpc.ReadBufferSize(8<<10),
+		grpc.WriteBufferSize(8<<10),
+		grpc.SharedWriteBuffer(true),
 	)
 	n.rpc.Register(n.grpc)
 	ctx, cancel := context.WithCancel(context.Background())

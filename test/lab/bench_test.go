@@ -176,7 +176,11 @@ func TestBenchBoot(t *testing.T) {
 				t.Logf("%s: %+v (milestones %v)", name, p, b.Seen)
 				boots = append(boots, p)
 			}
-			t.Logf("NETWORK BOOT %s, 3-node authoritative cluster:\n%s", fw.name, bootTable(boots))
+			note := ""
+			if !fw.uefi {
+				note = " (SeaBIOS prints no iPXE output: the firmware column is power-on to kernel start, DHCP and download included)"
+			}
+			t.Logf("NETWORK BOOT %s, 3-node authoritative cluster%s:\n%s", fw.name, note, bootTable(boots))
 		})
 	}
 }

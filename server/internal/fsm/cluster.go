@@ -137,7 +137,7 @@ func revokeToken(tx *store.Tx, r *underlayv1.RevokeToken) (string, error) {
 }
 
 func useTokenCmd(tx *store.Tx, u *underlayv1.UseToken) (string, error) {
-	t, err := useToken(tx, u)
+	t, err := useToken(tx, u, true)
 	if err != nil {
 		return "", err
 	}
@@ -149,7 +149,7 @@ func useTokenCmd(tx *store.Tx, u *underlayv1.UseToken) (string, error) {
 // a caller without the secret learns nothing more), then it is not revoked,
 // not expired at the command's time, has uses left and is of an accepted
 // kind (PERMISSION_DENIED). It writes nothing unless every check passes.
-func useToken(tx *store.Tx, u *underlayv1.UseToken) (*underlayv1.Token, error) {
+func useToken(tx *store.Tx, u *underlayv1.UseToken, consume bool) (*underlayv1.Token, error) {
 	id := u.GetId()
 	if id == "" {
 		return nil, invalid("use token: token id required")
@@ -170,7 +170,7 @@ func useToken(tx *store.Tx, u *underlayv1.UseToken) (*underlayv1.Token, error) {
 	if exp := t.GetExpires(); exp != nil && !tx.Now().AsTime().Before(exp.AsTime()) {
 		return nil, fmt.Errorf("token %s expired at %s: %w", id, exp.AsTime().UTC().Format(time.RFC3339), ErrPermission)
 	}
-	if n := t.GetUsesAllowed(); n > 0 && t.GetUses() >= n {
+	if n := t.GetUsesAllowed(); consume && n > 0 && t.GetUses() >= n {
 		return nil, fmt.Errorf("token %s has no uses left (%d of %d used): %w", id, t.GetUses(), n, ErrPermission)
 	}
 	if kinds := u.GetKinds(); len(kinds) > 0 {
@@ -184,6 +184,11 @@ func useToken(tx *store.Tx, u *underlayv1.UseToken) (*underlayv1.Token, error) {
 			return nil, fmt.Errorf("token %s is a %s token; need %s: %w",
 				id, kindName(t.GetKind()), strings.Join(names, " or "), ErrPermission)
 		}
+	}
+	if !consume {
+		// The caller was already counted against this token (a machine
+		// enrolling again with the token it enrolled with).
+		return t, nil
 	}
 	t.Uses++
 	if err := tx.UpdateToken(t); err != nil {

@@ -22,16 +22,20 @@ func enroll(tx *store.Tx, e *underlayv1.EnrollMachine) (string, error) {
 	if id == "" || e.GetIdentity() == nil {
 		return "", invalid("enroll: machine id and identity required")
 	}
-	tok, err := useToken(tx, e.GetToken())
-	if err != nil {
-		return "", err
-	}
 	res, err := machine.Match(e.GetIdentity(), tx.Machines())
 	if err != nil {
 		return "", fmt.Errorf("enroll %s: %w", id, err)
 	}
 	m, err := tx.Machine(id)
 	exists := err == nil
+	// A machine that enrolls again with the token it enrolled with (a
+	// reboot that lost its state, or a retry whose answer was lost) does
+	// not spend another use of it.
+	again := exists && res.MachineID == id && m.GetEnrolledWith() == e.GetToken().GetId()
+	tok, err := useToken(tx, e.GetToken(), !again)
+	if err != nil {
+		return "", err
+	}
 	switch {
 	case res.MachineID != "" && res.MachineID != id:
 		return "", fmt.Errorf("enroll %s: identity match changed: identity now matches machine %s: %w",

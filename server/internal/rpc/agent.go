@@ -195,9 +195,6 @@ func (s *agentService) Session(stream underlayv1.AgentService_SessionServer) err
 			s.metrics.AgentsConnected.Set(float64(s.presence.count()))
 		}
 	}()
-	if err := s.markOnline(ctx, id); err != nil {
-		return toStatus(fmt.Errorf("record presence: %w", err))
-	}
 	s.log.Info("agent connected", "machine_id", id, "agent_version", first.GetHello().GetAgentVersion())
 	if err := stream.Send(&underlayv1.ServerMessage{Msg: &underlayv1.ServerMessage_Welcome{Welcome: &underlayv1.Welcome{
 		NodeId:           s.cluster.ID(),
@@ -207,6 +204,15 @@ func (s *agentService) Session(stream underlayv1.AgentService_SessionServer) err
 	}}}); err != nil {
 		return err
 	}
+	// Presence goes through Raft without holding up the Welcome: when a
+	// node dies, its agents all reconnect at once, and each waiting for
+	// its own write made the last one wait for all of them. If the write
+	// fails, the next heartbeat writes it again.
+	go func() {
+		if err := s.markOnline(ctx, id); err != nil && ctx.Err() == nil {
+			s.log.Warn("record presence", "machine_id", id, "err", err)
+		}
+	}()
 	_, invVersion, _ := s.store.Inventory(id)
 	if invVersion == 0 || first.GetHello().GetInventoryHash() == "" {
 		if err := stream.Send(&underlayv1.ServerMessage{Msg: &underlayv1.ServerMessage_InventoryRequest{InventoryRequest: &underlayv1.InventoryRequest{}}}); err != nil {
