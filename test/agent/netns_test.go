@@ -193,7 +193,17 @@ func TestCloudVMAgentInNetns(t *testing.T) {
 		}
 		return false
 	})
-	if !strings.Contains(agentLog(), "machine enrolled") || !strings.Contains(agentLog(), "session established") {
+	// The server may show the machine online a moment before the agent has
+	// written its log line.
+	logged := func() bool {
+		l := agentLog()
+		return strings.Contains(l, "machine enrolled") && strings.Contains(l, "session established")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !logged() && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !logged() {
 		t.Errorf("agent log lacks enrollment and session:\n%s", agentLog())
 	}
 	if pc.Index(m.GetConnectedNode()) < 0 {
