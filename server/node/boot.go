@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -281,20 +283,17 @@ func (b dhcpBackend) Lease(ctx context.Context, req dhcp.LeaseRequest) (dhcp.Lea
 		cmd.RequestedIp = req.Requested.String()
 	}
 	if req.Offer {
-		cmd.LeaseSeconds = int64(offerLease / time.Second)
+		return b.offer(cmd)
 	}
 	res, err := b.n.cluster.Apply(ctx, &underlayv1.Command{Actor: "node/" + b.n.id, Cmd: &underlayv1.Command_AllocateLease{AllocateLease: cmd}})
 	if err != nil {
 		return dhcp.Lease{}, err
 	}
 	if err := fsm.Err(res); err != nil {
-		if errors.Is(err, store.ErrPrecondition) {
-			return dhcp.Lease{}, fmt.Errorf("%v: %w", err, dhcp.ErrNoAddress)
-		}
-		return dhcp.Lease{}, err
+		return dhcp.Lease{}, leaseErr(err)
 	}
 	ip := net.ParseIP(res.GetId()).To4()
-	if !req.Offer && req.Requested != nil && !ip.Equal(req.Requested) {
+	if req.Requested != nil && !ip.Equal(req.Requested) {
 		return dhcp.Lease{IP: ip}, fmt.Errorf("%s is not available to %s: %w", req.Requested, req.MAC, dhcp.ErrAddressTaken)
 	}
 	exp := time.Now().Add(offerLease)
@@ -304,6 +303,46 @@ func (b dhcpBackend) Lease(ctx context.Context, req dhcp.LeaseRequest) (dhcp.Lea
 		}
 	}
 	return dhcp.Lease{IP: ip, Expires: exp}, nil
+}
+
+func leaseErr(err error) error {
+	if errors.Is(err, store.ErrPrecondition) {
+		return fmt.Errorf("%v: %w", err, dhcp.ErrNoAddress)
+	}
+	return err
+}
+
+// offer answers a DISCOVER without a Raft write: it runs the allocation on
+// this node's state and throws the result away. The address is committed
+// when the client requests it (before the ACK), so an offer that lost a
+// race ends in a NAK and a new DISCOVER, never in one address for two
+// machines. A new MAC is offered a free address at a position derived from
+// the MAC, so that machines booting together, and the nodes answering
+// them, do not all pick the same lowest free address.
+func (b dhcpBackend) offer(cmd *underlayv1.AllocateLease) (dhcp.Lease, error) {
+	if cmd.RequestedIp == "" {
+		if sn, err := b.n.store.Subnet(b.subnet); err == nil {
+			if pool, err := ipam.Validate(sn); err == nil {
+				cmd.RequestedIp = hashedCandidate(pool, cmd.Mac).String()
+			}
+		}
+	}
+	cmd.LeaseSeconds = int64(offerLease / time.Second)
+	id, err := b.n.fsm.DryRun(&underlayv1.Command{Time: timestamppb.Now(), Actor: "node/" + b.n.id, Cmd: &underlayv1.Command_AllocateLease{AllocateLease: cmd}})
+	if err != nil {
+		return dhcp.Lease{}, leaseErr(err)
+	}
+	return dhcp.Lease{IP: net.ParseIP(id).To4(), Expires: time.Now().Add(offerLease)}, nil
+}
+
+// hashedCandidate is the address of the pool a MAC is offered first.
+func hashedCandidate(p *ipam.Pool, mac string) netip.Addr {
+	h := fnv.New32a()
+	h.Write([]byte(mac))
+	b := p.Start.As4()
+	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	v += h.Sum32() % uint32(p.Size())
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
 func (b dhcpBackend) Release(ctx context.Context, mac net.HardwareAddr, ip net.IP) error {

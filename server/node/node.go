@@ -85,6 +85,7 @@ type Node struct {
 	id        string
 	state     *state
 	store     *store.Store
+	fsm       *fsm.FSM
 	cluster   *cluster.Cluster
 	certs     *mtls.CertStore
 	roots     *x509.CertPool
@@ -300,6 +301,7 @@ func defaultNodeID() string {
 func (n *Node) start(bootstrap bool) error {
 	n.store = mustStore()
 	f := fsm.New(n.store, n.log.With("component", "fsm"))
+	n.fsm = f
 	roots := n.roots
 	n.peers = rpc.NewPeers(n.store, func() *tls.Config { return mtls.ClientConfig(n.certs.Get, roots) })
 	raftServer := mtls.ServerConfig(n.certs.Get, roots)

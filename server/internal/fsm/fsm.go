@@ -6,9 +6,11 @@
 package fsm
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"sync/atomic"
 
 	"github.com/hashicorp/raft"
@@ -86,6 +88,31 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 		f.log.Debug("command rejected", "index", l.Index, "error_kind", res.ErrorKind.String(), "error", err)
 	}
 	return res
+}
+
+// errDryRun aborts the transaction of a dry run.
+var errDryRun = errors.New("dry run")
+
+// DryRun applies cmd to the current state in a transaction that is always
+// thrown away, and returns what Apply would have returned as the result's
+// id. The DHCP server uses it to make offers without a Raft write: the
+// address is committed only when the client requests it.
+func (f *FSM) DryRun(cmd *underlayv1.Command) (string, error) {
+	if cmd.GetTime() == nil {
+		return "", fmt.Errorf("command without time: %w", store.ErrInvalid)
+	}
+	var id string
+	err := f.store.Update(math.MaxUint64, cmd.GetTime().AsTime(), cmd.GetActor(), func(tx *store.Tx) error {
+		var err error
+		if id, err = applyTx(tx, cmd); err != nil {
+			return err
+		}
+		return errDryRun
+	})
+	if errors.Is(err, errDryRun) {
+		return id, nil
+	}
+	return "", err
 }
 
 // Applied is the index of the last command entry processed here. Raft's
