@@ -22,7 +22,7 @@ func enroll(tx *store.Tx, e *underlayv1.EnrollMachine) (string, error) {
 	if id == "" || e.GetIdentity() == nil {
 		return "", invalid("enroll: machine id and identity required")
 	}
-	res, err := machine.Match(e.GetIdentity(), tx.Machines())
+	res, err := machine.Match(e.GetIdentity(), tx.MachinesSharing(e.GetIdentity()))
 	if err != nil {
 		return "", fmt.Errorf("enroll %s: %w", id, err)
 	}

@@ -229,3 +229,22 @@ func hash12(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])[:12]
 }
+
+// FactKeys lists the normalised facts of an identity as index keys
+// ("uuid:...", "serial:...", "mac:..."). Two identities can only match, or
+// conflict, if they share at least one key.
+func FactKeys(id *underlayv1.MachineIdentity) []string {
+	f := newFacts(id)
+	var out []string
+	if f.uuid != "" {
+		out = append(out, "uuid:"+f.uuid)
+	}
+	for s := range f.serials {
+		out = append(out, "serial:"+s)
+	}
+	for m := range f.macs {
+		out = append(out, "mac:"+m)
+	}
+	sort.Strings(out)
+	return out
+}

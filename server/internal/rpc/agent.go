@@ -47,7 +47,7 @@ func (s *agentService) enroll(ctx context.Context, req *underlayv1.EnrollRequest
 	if err := s.read(ctx, nil); err != nil {
 		return nil, toStatus(err)
 	}
-	match, err := machine.Match(ident, s.store.Machines())
+	match, err := machine.Match(ident, s.store.MachinesSharing(ident))
 	if err != nil {
 		return nil, errf(codes.FailedPrecondition, "enrollment refused: %v; resolve the conflict (e.g. 'underlay machine delete') and retry", err)
 	}

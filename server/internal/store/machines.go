@@ -2,10 +2,12 @@ package store
 
 import (
 	"fmt"
+	"sort"
 
 	"github.com/hashicorp/go-memdb"
 
 	underlayv1 "underlay.dev/proto/underlay/v1"
+	"underlay.dev/server/internal/machine"
 )
 
 const tableMachines = "machines"
@@ -14,7 +16,8 @@ func machinesTable() *memdb.TableSchema {
 	return &memdb.TableSchema{
 		Name: tableMachines,
 		Indexes: map[string]*memdb.IndexSchema{
-			"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Id"}},
+			"id":    {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Id"}},
+			"facts": {Name: "facts", AllowMissing: true, Indexer: factIndexer{}},
 		},
 	}
 }
@@ -83,4 +86,71 @@ func (tx *Tx) DeleteMachine(id string) error {
 		return fmt.Errorf("delete inventories of %s: %w", id, err)
 	}
 	return nil
+}
+
+// factIndexer indexes a machine under each of its identity facts
+// ("uuid:...", "mac:...", "serial:..."), so that enrollment compares a
+// machine only with the machines that share a fact with it, not the fleet.
+type factIndexer struct{}
+
+// Facts lists the index keys of an identity: its normalised UUID, serials
+// and MACs (see machine.FactKeys).
+func Facts(id *underlayv1.MachineIdentity) []string { return machine.FactKeys(id) }
+
+func (factIndexer) FromObject(raw any) (bool, [][]byte, error) {
+	m, ok := raw.(*underlayv1.Machine)
+	if !ok {
+		return false, nil, fmt.Errorf("fact index: %T is not a machine", raw)
+	}
+	facts := Facts(m.GetIdentity())
+	if len(facts) == 0 {
+		return false, nil, nil
+	}
+	seen := map[string]bool{}
+	var keys [][]byte
+	for _, f := range facts {
+		if !seen[f] {
+			seen[f] = true
+			keys = append(keys, []byte(f+"\x00"))
+		}
+	}
+	return true, keys, nil
+}
+
+func (factIndexer) FromArgs(args ...any) ([]byte, error) {
+	if len(args) != 1 {
+		return nil, fmt.Errorf("fact index: one argument, got %d", len(args))
+	}
+	s, ok := args[0].(string)
+	if !ok {
+		return nil, fmt.Errorf("fact index: argument %T is not a string", args[0])
+	}
+	return []byte(s + "\x00"), nil
+}
+
+func sharing(txn *memdb.Txn, id *underlayv1.MachineIdentity) []*underlayv1.Machine {
+	seen := map[string]bool{}
+	var out []*underlayv1.Machine
+	for _, f := range Facts(id) {
+		for _, m := range getAll[*underlayv1.Machine](txn, tableMachines, "facts", f) {
+			if !seen[m.GetId()] {
+				seen[m.GetId()] = true
+				out = append(out, clone(m))
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].GetId() < out[j].GetId() })
+	return out
+}
+
+// MachinesSharing returns the machines that share at least one identity
+// fact with id, sorted by ID: the only ones that can match it.
+func (s *Store) MachinesSharing(id *underlayv1.MachineIdentity) []*underlayv1.Machine {
+	return sharing(s.read(), id)
+}
+
+// MachinesSharing returns the machines that share at least one identity
+// fact with id, sorted by ID.
+func (tx *Tx) MachinesSharing(id *underlayv1.MachineIdentity) []*underlayv1.Machine {
+	return sharing(tx.txn, id)
 }
