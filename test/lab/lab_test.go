@@ -180,11 +180,22 @@ func TestNetworkBootProxy(t *testing.T) {
 // ipxe.efi over TFTP, or straight from the NIC's EFI iPXE ROM.
 func uefiPath(c *Cluster, vm *VM) string {
 	for _, n := range c.Nodes {
-		if bytes.Contains(n.Output(), []byte(`msg="tftp transfer done" file=ipxe.efi`)) && bytes.Contains(n.Output(), []byte(vm.MACs[0])) {
+		if tftpSent(n.Output(), "ipxe.efi") && bytes.Contains(n.Output(), []byte(vm.MACs[0])) {
 			return "OVMF PXE -> ipxe.efi over TFTP from " + n.ID + " -> HTTP script"
 		}
 	}
 	return "NIC's EFI iPXE ROM (user class iPXE) -> HTTP script directly"
+}
+
+// tftpSent reports whether a node's log shows a completed TFTP transfer of
+// file (UEFI firmware often aborts a first request after learning the size).
+func tftpSent(log []byte, file string) bool {
+	for _, l := range bytes.Split(log, []byte("\n")) {
+		if bytes.Contains(l, []byte(`msg="tftp transfer done"`)) && bytes.Contains(l, []byte("file="+file)) {
+			return true
+		}
+	}
+	return false
 }
 
 var bootLine = regexp.MustCompile(`(?i)ipxe|net\d|pxe|dhcp|http|boot`)
