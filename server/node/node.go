@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -418,6 +419,12 @@ func (n *Node) serveMetrics() error {
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintf(w, "ok %s %s\n", n.id, n.cluster.State())
 	})
+	// Profiles, for looking into memory per agent session and the like.
+	// The metrics address is loopback by default; keep it off public networks.
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if id, _ := n.cluster.Leader(); id == "" {
 			http.Error(w, "no leader", http.StatusServiceUnavailable)
