@@ -7,10 +7,8 @@ import (
 	"hash/fnv"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -297,10 +295,8 @@ func (b dhcpBackend) Lease(ctx context.Context, req dhcp.LeaseRequest) (dhcp.Lea
 		return dhcp.Lease{IP: ip}, fmt.Errorf("%s is not available to %s: %w", req.Requested, req.MAC, dhcp.ErrAddressTaken)
 	}
 	exp := time.Now().Add(offerLease)
-	for _, l := range b.n.store.Leases(b.subnet) {
-		if l.GetIp() == res.GetId() {
-			exp = l.GetExpires().AsTime()
-		}
+	if l, err := b.n.store.Lease(b.subnet, res.GetId()); err == nil {
+		exp = l.GetExpires().AsTime()
 	}
 	return dhcp.Lease{IP: ip, Expires: exp}, nil
 }
@@ -323,7 +319,9 @@ func (b dhcpBackend) offer(cmd *underlayv1.AllocateLease) (dhcp.Lease, error) {
 	if cmd.RequestedIp == "" {
 		if sn, err := b.n.store.Subnet(b.subnet); err == nil {
 			if pool, err := ipam.Validate(sn); err == nil {
-				cmd.RequestedIp = hashedCandidate(pool, cmd.Mac).String()
+				h := fnv.New32a()
+				h.Write([]byte(cmd.Mac))
+				cmd.RequestedIp = pool.Nth(int(h.Sum32() % uint32(pool.Size()))).String()
 			}
 		}
 	}
@@ -333,16 +331,6 @@ func (b dhcpBackend) offer(cmd *underlayv1.AllocateLease) (dhcp.Lease, error) {
 		return dhcp.Lease{}, leaseErr(err)
 	}
 	return dhcp.Lease{IP: net.ParseIP(id).To4(), Expires: time.Now().Add(offerLease)}, nil
-}
-
-// hashedCandidate is the address of the pool a MAC is offered first.
-func hashedCandidate(p *ipam.Pool, mac string) netip.Addr {
-	h := fnv.New32a()
-	h.Write([]byte(mac))
-	b := p.Start.As4()
-	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
-	v += h.Sum32() % uint32(p.Size())
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
 func (b dhcpBackend) Release(ctx context.Context, mac net.HardwareAddr, ip net.IP) error {
@@ -359,18 +347,14 @@ func (b dhcpBackend) Decline(ctx context.Context, mac net.HardwareAddr, ip net.I
 type bootBackend struct{ n *Node }
 
 func (b bootBackend) BootPlan(_ context.Context, mac net.HardwareAddr) (ipxe.Plan, error) {
-	want := strings.ToLower(mac.String())
-	for _, m := range b.n.store.Machines() {
-		for _, x := range m.GetIdentity().GetMacs() {
-			if strings.ToLower(x) == want {
-				if m.GetState() == underlayv1.MachineState_MACHINE_STATE_ACTIVE {
-					return ipxe.Plan{Mode: ipxe.LocalDisk}, nil
-				}
-				return ipxe.Plan{Mode: ipxe.Discovery}, nil
-			}
+	// The identity-fact index answers "which machine has this MAC".
+	for _, m := range b.n.store.MachinesSharing(&underlayv1.MachineIdentity{Macs: []string{mac.String()}}) {
+		if m.GetState() == underlayv1.MachineState_MACHINE_STATE_ACTIVE {
+			return ipxe.Plan{Mode: ipxe.LocalDisk}, nil
 		}
+		return ipxe.Plan{Mode: ipxe.Discovery}, nil
 	}
-	return ipxe.Plan{}, fmt.Errorf("mac %s: %w", want, ipxe.ErrUnknownMachine)
+	return ipxe.Plan{}, fmt.Errorf("mac %s: %w", mac, ipxe.ErrUnknownMachine)
 }
 
 func (b bootBackend) KernelParams(context.Context) (ipxe.Params, error) {

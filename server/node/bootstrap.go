@@ -36,16 +36,7 @@ func (n *Node) nodeCertTTL() time.Duration {
 }
 
 func (n *Node) nodeSANs() ([]string, []net.IP) {
-	dns := []string{"localhost"}
-	ips := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
-	for _, a := range []string{n.apiAddr, n.cfg.RaftAdvertise} {
-		if host, _, err := net.SplitHostPort(a); err == nil {
-			if ip := net.ParseIP(host); ip != nil && !ip.IsLoopback() {
-				ips = append(ips, ip)
-			}
-		}
-	}
-	return dns, ips
+	return ca.NodeSANs(n.apiAddr, n.cfg.RaftAdvertise)
 }
 
 // bootstrap creates a new single-node cluster in an empty data directory.

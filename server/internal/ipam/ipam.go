@@ -84,10 +84,16 @@ func Validate(sn *underlayv1.Subnet) (*Pool, error) {
 }
 
 func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Addr().As4()
 	host := uint32(1)<<(32-p.Bits()) - 1
-	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
-	v |= host
+	return fromUint(toUint(p.Addr()) | host)
+}
+
+func toUint(a netip.Addr) uint32 {
+	b := a.As4()
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
+
+func fromUint(v uint32) netip.Addr {
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
@@ -97,12 +103,10 @@ func (p *Pool) InRange(a netip.Addr) bool {
 }
 
 // Size is the number of addresses in the dynamic range.
-func (p *Pool) Size() int {
-	s, e := p.Start.As4(), p.End.As4()
-	sv := uint32(s[0])<<24 | uint32(s[1])<<16 | uint32(s[2])<<8 | uint32(s[3])
-	ev := uint32(e[0])<<24 | uint32(e[1])<<16 | uint32(e[2])<<8 | uint32(e[3])
-	return int(ev-sv) + 1
-}
+func (p *Pool) Size() int { return int(toUint(p.End)-toUint(p.Start)) + 1 }
+
+// Nth is the address i places after the start of the range (0 <= i < Size).
+func (p *Pool) Nth(i int) netip.Addr { return fromUint(toUint(p.Start) + uint32(i)) }
 
 // NormalizeMAC returns a MAC in lowercase colon form.
 func NormalizeMAC(s string) (string, error) {

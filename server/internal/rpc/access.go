@@ -83,7 +83,7 @@ func (s *accessService) RevokeCert(ctx context.Context, req *underlayv1.RevokeCe
 		if err := s.read(ctx, nil); err != nil {
 			return nil, toStatus(err)
 		}
-		if iss := s.issuedBySerial(serial); iss != nil {
+		if iss, err := s.store.Issued(serial); err == nil {
 			targets[0] = iss
 		}
 	case req.GetIdentity() != "":
@@ -128,24 +128,6 @@ func (s *Server) revoke(ctx context.Context, targets []*underlayv1.Issued, reaso
 		s.log.Info("certificate revoked", "serial", r.GetSerial(), "subject", r.GetSubject(), "by", actor(ctx))
 	}
 	return out, nil
-}
-
-func (s *Server) issuedBySerial(serial string) *underlayv1.Issued {
-	for _, n := range s.store.Nodes() {
-		for _, iss := range s.store.IssuedTo(mtls.Identity{Kind: mtls.KindNode, Name: n.GetId()}.String()) {
-			if iss.GetSerial() == serial {
-				return iss
-			}
-		}
-	}
-	for _, o := range s.store.Operators() {
-		for _, iss := range s.store.IssuedTo(mtls.Identity{Kind: mtls.KindOperator, Name: o.GetName()}.String()) {
-			if iss.GetSerial() == serial {
-				return iss
-			}
-		}
-	}
-	return nil
 }
 
 // normalizeSerial accepts decimal or 0x-prefixed hex (with or without

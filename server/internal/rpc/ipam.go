@@ -2,7 +2,6 @@ package rpc
 
 import (
 	"context"
-	"time"
 
 	underlayv1 "underlay.dev/proto/underlay/v1"
 	"underlay.dev/server/internal/ipam"
@@ -90,21 +89,4 @@ func (s *ipamService) DeleteReservation(ctx context.Context, req *underlayv1.Del
 		return nil, toStatus(err)
 	}
 	return &underlayv1.DeleteReservationResponse{}, nil
-}
-
-// Lease allocates an address for the DHCP server: replicated and committed
-// before it returns. offer shortens a new lease to the offer lifetime.
-func (s *Server) Lease(ctx context.Context, subnet, mac, requested, hostname string, offer time.Duration) (string, time.Time, error) {
-	res, err := s.apply(ctx, &underlayv1.Command{Cmd: &underlayv1.Command_AllocateLease{AllocateLease: &underlayv1.AllocateLease{
-		Subnet: subnet, Mac: mac, RequestedIp: requested, Hostname: hostname, LeaseSeconds: int64(offer / time.Second),
-	}}})
-	if err != nil {
-		return "", time.Time{}, err
-	}
-	for _, l := range s.store.Leases(subnet) {
-		if l.GetIp() == res.GetId() {
-			return l.GetIp(), l.GetExpires().AsTime(), nil
-		}
-	}
-	return res.GetId(), s.now(), nil
 }

@@ -2,15 +2,12 @@ package rpc
 
 import (
 	"context"
-	"fmt"
 	"sort"
 	"strings"
-	"time"
 
 	"google.golang.org/grpc/codes"
 
 	underlayv1 "underlay.dev/proto/underlay/v1"
-	"underlay.dev/server/internal/cluster"
 	"underlay.dev/server/internal/machine"
 )
 
@@ -117,7 +114,7 @@ func (s *machineService) Label(ctx context.Context, req *underlayv1.LabelMachine
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	if err := s.caughtUp(ctx, res.GetIndex()); err != nil {
+	if err := s.cluster.WaitApplied(ctx, res.GetIndex()); err != nil {
 		return nil, toStatus(err)
 	}
 	m, err := s.store.Machine(req.GetId())
@@ -133,43 +130,28 @@ func (s *machineService) Delete(ctx context.Context, req *underlayv1.DeleteMachi
 	if err := s.read(ctx, nil); err != nil {
 		return nil, toStatus(err)
 	}
+	subject := machine.Subject(req.GetId())
 	before := map[string]bool{}
-	for _, r := range s.store.Revocations() {
-		before[r.GetSerial()] = true
+	for _, iss := range s.store.IssuedTo(subject) {
+		before[iss.GetSerial()] = s.store.Revoked(iss.GetSerial())
 	}
 	res, err := s.apply(ctx, &underlayv1.Command{Cmd: &underlayv1.Command_DeleteMachine{DeleteMachine: &underlayv1.DeleteMachine{MachineId: req.GetId()}}})
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	if err := s.caughtUp(ctx, res.GetIndex()); err != nil {
+	// Answer from this node's store, so wait until it holds the delete.
+	if err := s.cluster.WaitApplied(ctx, res.GetIndex()); err != nil {
 		return nil, toStatus(err)
 	}
 	var revoked []string
-	for _, r := range s.store.Revocations() {
-		if !before[r.GetSerial()] && r.GetSubject() == machine.Subject(req.GetId()) {
-			revoked = append(revoked, r.GetSerial())
+	for serial, was := range before {
+		if !was && s.store.Revoked(serial) {
+			revoked = append(revoked, serial)
 		}
 	}
+	sort.Strings(revoked)
 	s.log.Info("machine deleted", "machine_id", req.GetId(), "revoked", revoked, "by", actor(ctx))
 	return &underlayv1.DeleteMachineResponse{RevokedSerials: revoked}, nil
-}
-
-// caughtUp waits until the local store holds the successful write at Raft
-// index idx. On a follower, Apply returns once the leader has applied the
-// command; a handler that answers from its own store must wait for it.
-func (s *Server) caughtUp(ctx context.Context, idx uint64) error {
-	t := time.NewTicker(5 * time.Millisecond)
-	defer t.Stop()
-	for s.store.LastIndex() < idx {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("wait for index %d (have %d): %w", idx, s.store.LastIndex(), ctx.Err())
-		case <-s.done:
-			return fmt.Errorf("wait for index %d: %w", idx, cluster.ErrNoLeader)
-		case <-t.C:
-		}
-	}
-	return nil
 }
 
 // Events lists the events of a machine ("" for the whole cluster).

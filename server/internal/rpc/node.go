@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
@@ -62,7 +61,7 @@ func (s *nodeService) Join(ctx context.Context, req *underlayv1.JoinRequest) (*u
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	dns, ips := sans(req.GetApiAddr(), req.GetRaftAddr())
+	dns, ips := ca.NodeSANs(req.GetApiAddr(), req.GetRaftAddr())
 	signed, err := c.Sign(ca.SignRequest{CSRPEM: req.GetCsrPem(), Identity: id, DNSNames: dns, IPs: ips, TTL: s.ttl.node, Now: s.now()})
 	if err != nil {
 		return nil, toStatus(invalidf("node certificate request: %v", err))
@@ -91,44 +90,6 @@ func (s *Server) recordIssued(ctx context.Context, signed *ca.Signed) error {
 		},
 	}}})
 	return err
-}
-
-// sans are the names and addresses put in a node certificate.
-func sans(addrs ...string) ([]string, []net.IP) {
-	dns := []string{"localhost"}
-	ips := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
-	for _, a := range addrs {
-		host, _, err := net.SplitHostPort(a)
-		if err != nil || host == "" {
-			continue
-		}
-		if ip := net.ParseIP(host); ip != nil {
-			if !ip.IsUnspecified() && !containsIP(ips, ip) {
-				ips = append(ips, ip)
-			}
-		} else if !containsString(dns, strings.ToLower(host)) {
-			dns = append(dns, strings.ToLower(host))
-		}
-	}
-	return dns, ips
-}
-
-func containsIP(l []net.IP, ip net.IP) bool {
-	for _, x := range l {
-		if x.Equal(ip) {
-			return true
-		}
-	}
-	return false
-}
-
-func containsString(l []string, v string) bool {
-	for _, x := range l {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // AddVoter registers a node and adds it to the Raft configuration. The
@@ -183,7 +144,7 @@ func (s *nodeService) RenewNodeCert(ctx context.Context, req *underlayv1.RenewNo
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	dns, ips := sans(n.GetApiAddr(), n.GetRaftAddr())
+	dns, ips := ca.NodeSANs(n.GetApiAddr(), n.GetRaftAddr())
 	signed, err := c.Sign(ca.SignRequest{CSRPEM: req.GetCsrPem(), Identity: caller.Identity, DNSNames: dns, IPs: ips, TTL: s.ttl.node, Now: s.now()})
 	if err != nil {
 		return nil, toStatus(invalidf("node certificate request: %v", err))

@@ -28,6 +28,7 @@ type Cluster interface {
 	ApplyLocal(ctx context.Context, data []byte) (*underlayv1.ApplyResult, error)
 	ReadIndexLocal(ctx context.Context) (uint64, error)
 	ConsistentRead(ctx context.Context) error
+	WaitApplied(ctx context.Context, idx uint64) error
 	AddVoter(ctx context.Context, req *underlayv1.AddVoterRequest) (uint64, error)
 	AddVoterLocal(ctx context.Context, id, addr string) (uint64, error)
 	RemoveServer(ctx context.Context, id string) (uint64, error)

@@ -99,3 +99,12 @@ func (tx *Tx) PutIssued(i *underlayv1.Issued) error {
 func (tx *Tx) IssuedTo(subject string) []*underlayv1.Issued {
 	return clones(getAll[*underlayv1.Issued](tx.txn, tableIssued, "subject", subject))
 }
+
+// Issued returns the record of an issued certificate by serial.
+func (s *Store) Issued(serial string) (*underlayv1.Issued, error) {
+	raw, err := s.read().First(tableIssued, "id", serial)
+	if err != nil || raw == nil {
+		return nil, fmt.Errorf("issued certificate %s: %w", serial, ErrNotFound)
+	}
+	return clone(raw.(*underlayv1.Issued)), nil
+}

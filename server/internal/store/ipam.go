@@ -210,3 +210,12 @@ func (tx *Tx) DeleteReservation(subnet, mac string) error {
 func (tx *Tx) SetBootSettings(b *underlayv1.BootSettings) {
 	tx.meta.Boot = proto.Clone(b).(*underlayv1.BootSettings)
 }
+
+// Lease returns the lease of an address, or ErrNotFound.
+func (s *Store) Lease(subnet, ip string) (*underlayv1.Lease, error) {
+	raw, err := s.read().First(tableLeases, "id", subnet, ip)
+	if err != nil || raw == nil {
+		return nil, fmt.Errorf("lease %s/%s: %w", subnet, ip, ErrNotFound)
+	}
+	return clone(raw.(*underlayv1.Lease)), nil
+}
