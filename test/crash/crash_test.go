@@ -20,17 +20,6 @@ import (
 	"underlay.dev/test/harness"
 )
 
-func buildServer(tb testing.TB) string {
-	tb.Helper()
-	bin := filepath.Join(tb.TempDir(), "underlay")
-	cmd := exec.Command("go", "build", "-o", bin, "underlay.dev/server/cmd/underlay")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		tb.Fatalf("build underlay: %v", err)
-	}
-	return bin
-}
-
 func freePort(tb testing.TB) string {
 	tb.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -94,7 +83,7 @@ func dial(tb testing.TB, creds, api string) *client.Client {
 }
 
 func TestSIGKILLDuringWritesLosesNothingAcknowledged(t *testing.T) {
-	bin := buildServer(t)
+	bin := harness.Build(t, t.TempDir(), "underlay.dev/server/cmd/underlay")
 	dir := filepath.Join(t.TempDir(), "node")
 	api, raft := freePort(t), freePort(t)
 	p := startServer(t, bin, dir, api, raft)

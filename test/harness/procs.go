@@ -264,20 +264,7 @@ func (c *ProcCluster) WaitHealthy(size int) {
 	c.tb.Helper()
 	cl := c.Client()
 	Eventually(c.tb, 90*time.Second, fmt.Sprintf("%d healthy voters", size), func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		res, err := cl.Cluster.Members(ctx, &underlayv1.MembersRequest{})
-		if err != nil || len(res.GetMembers()) != size {
-			return false
-		}
-		leader := false
-		for _, m := range res.GetMembers() {
-			if m.GetHealth() != "healthy" {
-				return false
-			}
-			leader = leader || m.GetRole() == "leader"
-		}
-		return leader
+		return Healthy(cl, size)
 	})
 }
 
@@ -313,4 +300,23 @@ func tail(b []byte, n int) []byte {
 		return b[len(b)-n:]
 	}
 	return b
+}
+
+// Healthy reports whether the cluster behind cl has size members, all
+// healthy, one of them the leader.
+func Healthy(cl *client.Client, size int) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, err := cl.Cluster.Members(ctx, &underlayv1.MembersRequest{})
+	if err != nil || len(res.GetMembers()) != size {
+		return false
+	}
+	leader := false
+	for _, m := range res.GetMembers() {
+		if m.GetHealth() != "healthy" {
+			return false
+		}
+		leader = leader || m.GetRole() == "leader"
+	}
+	return leader
 }

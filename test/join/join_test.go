@@ -20,15 +20,6 @@ import (
 	"underlay.dev/test/harness"
 )
 
-func build(tb testing.TB, pkg, out string) {
-	tb.Helper()
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		tb.Fatalf("build %s: %v\n%s", pkg, err, b)
-	}
-}
-
 func TestJoinCommandInstallsAnAgentThatEnrolls(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("the join script installs as root; run as root (CI does)")
@@ -39,8 +30,7 @@ func TestJoinCommandInstallsAnAgentThatEnrolls(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
-	agentBin := filepath.Join(dir, "underlay-agent")
-	build(t, "underlay.dev/agent/cmd/underlay-agent", agentBin)
+	agentBin := harness.Build(t, dir, "underlay.dev/agent/cmd/underlay-agent")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -13,6 +13,7 @@ import (
 	"underlay.dev/pkg/client"
 	"underlay.dev/pkg/mtls"
 	underlayv1 "underlay.dev/proto/underlay/v1"
+	"underlay.dev/test/harness"
 )
 
 // DHCP modes of the management nodes.
@@ -214,20 +215,7 @@ func (c *Cluster) WaitHealthy(size int) {
 	c.tb.Helper()
 	cl := c.Client()
 	eventually(c.tb, NodeDeadline, fmt.Sprintf("%d healthy voters", size), func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		res, err := cl.Cluster.Members(ctx, &underlayv1.MembersRequest{})
-		if err != nil || len(res.GetMembers()) != size {
-			return false
-		}
-		leader := false
-		for _, m := range res.GetMembers() {
-			if m.GetHealth() != "healthy" {
-				return false
-			}
-			leader = leader || m.GetRole() == "leader"
-		}
-		return leader
+		return harness.Healthy(cl, size)
 	})
 }
 
