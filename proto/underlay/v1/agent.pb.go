@@ -261,6 +261,9 @@ type AgentMessage struct {
 	//	*AgentMessage_Hello
 	//	*AgentMessage_Heartbeat
 	//	*AgentMessage_Inventory
+	//	*AgentMessage_JobStarted
+	//	*AgentMessage_JobLog
+	//	*AgentMessage_JobResult
 	Msg           isAgentMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -330,6 +333,33 @@ func (x *AgentMessage) GetInventory() *Inventory {
 	return nil
 }
 
+func (x *AgentMessage) GetJobStarted() *JobStartedEvent {
+	if x != nil {
+		if x, ok := x.Msg.(*AgentMessage_JobStarted); ok {
+			return x.JobStarted
+		}
+	}
+	return nil
+}
+
+func (x *AgentMessage) GetJobLog() *JobLog {
+	if x != nil {
+		if x, ok := x.Msg.(*AgentMessage_JobLog); ok {
+			return x.JobLog
+		}
+	}
+	return nil
+}
+
+func (x *AgentMessage) GetJobResult() *JobResult {
+	if x != nil {
+		if x, ok := x.Msg.(*AgentMessage_JobResult); ok {
+			return x.JobResult
+		}
+	}
+	return nil
+}
+
 type isAgentMessage_Msg interface {
 	isAgentMessage_Msg()
 }
@@ -346,16 +376,36 @@ type AgentMessage_Inventory struct {
 	Inventory *Inventory `protobuf:"bytes,3,opt,name=inventory,proto3,oneof"`
 }
 
+type AgentMessage_JobStarted struct {
+	JobStarted *JobStartedEvent `protobuf:"bytes,4,opt,name=job_started,json=jobStarted,proto3,oneof"`
+}
+
+type AgentMessage_JobLog struct {
+	JobLog *JobLog `protobuf:"bytes,5,opt,name=job_log,json=jobLog,proto3,oneof"`
+}
+
+type AgentMessage_JobResult struct {
+	JobResult *JobResult `protobuf:"bytes,6,opt,name=job_result,json=jobResult,proto3,oneof"`
+}
+
 func (*AgentMessage_Hello) isAgentMessage_Msg() {}
 
 func (*AgentMessage_Heartbeat) isAgentMessage_Msg() {}
 
 func (*AgentMessage_Inventory) isAgentMessage_Msg() {}
 
+func (*AgentMessage_JobStarted) isAgentMessage_Msg() {}
+
+func (*AgentMessage_JobLog) isAgentMessage_Msg() {}
+
+func (*AgentMessage_JobResult) isAgentMessage_Msg() {}
+
 type Hello struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	AgentVersion  string                 `protobuf:"bytes,1,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
 	InventoryHash string                 `protobuf:"bytes,2,opt,name=inventory_hash,json=inventoryHash,proto3" json:"inventory_hash,omitempty"`
+	// running_job is the job the agent is running now, if any.
+	RunningJob    string `protobuf:"bytes,3,opt,name=running_job,json=runningJob,proto3" json:"running_job,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -400,6 +450,13 @@ func (x *Hello) GetAgentVersion() string {
 func (x *Hello) GetInventoryHash() string {
 	if x != nil {
 		return x.InventoryHash
+	}
+	return ""
+}
+
+func (x *Hello) GetRunningJob() string {
+	if x != nil {
+		return x.RunningJob
 	}
 	return ""
 }
@@ -463,6 +520,9 @@ type ServerMessage struct {
 	//	*ServerMessage_Welcome
 	//	*ServerMessage_HeartbeatAck
 	//	*ServerMessage_InventoryRequest
+	//	*ServerMessage_RunStep
+	//	*ServerMessage_CancelJob
+	//	*ServerMessage_JobAck
 	Msg           isServerMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -532,6 +592,33 @@ func (x *ServerMessage) GetInventoryRequest() *InventoryRequest {
 	return nil
 }
 
+func (x *ServerMessage) GetRunStep() *RunStep {
+	if x != nil {
+		if x, ok := x.Msg.(*ServerMessage_RunStep); ok {
+			return x.RunStep
+		}
+	}
+	return nil
+}
+
+func (x *ServerMessage) GetCancelJob() *CancelJob {
+	if x != nil {
+		if x, ok := x.Msg.(*ServerMessage_CancelJob); ok {
+			return x.CancelJob
+		}
+	}
+	return nil
+}
+
+func (x *ServerMessage) GetJobAck() *JobAck {
+	if x != nil {
+		if x, ok := x.Msg.(*ServerMessage_JobAck); ok {
+			return x.JobAck
+		}
+	}
+	return nil
+}
+
 type isServerMessage_Msg interface {
 	isServerMessage_Msg()
 }
@@ -548,11 +635,29 @@ type ServerMessage_InventoryRequest struct {
 	InventoryRequest *InventoryRequest `protobuf:"bytes,3,opt,name=inventory_request,json=inventoryRequest,proto3,oneof"`
 }
 
+type ServerMessage_RunStep struct {
+	RunStep *RunStep `protobuf:"bytes,4,opt,name=run_step,json=runStep,proto3,oneof"`
+}
+
+type ServerMessage_CancelJob struct {
+	CancelJob *CancelJob `protobuf:"bytes,5,opt,name=cancel_job,json=cancelJob,proto3,oneof"`
+}
+
+type ServerMessage_JobAck struct {
+	JobAck *JobAck `protobuf:"bytes,6,opt,name=job_ack,json=jobAck,proto3,oneof"`
+}
+
 func (*ServerMessage_Welcome) isServerMessage_Msg() {}
 
 func (*ServerMessage_HeartbeatAck) isServerMessage_Msg() {}
 
 func (*ServerMessage_InventoryRequest) isServerMessage_Msg() {}
+
+func (*ServerMessage_RunStep) isServerMessage_Msg() {}
+
+func (*ServerMessage_CancelJob) isServerMessage_Msg() {}
+
+func (*ServerMessage_JobAck) isServerMessage_Msg() {}
 
 type Welcome struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
@@ -710,11 +815,547 @@ func (*InventoryRequest) Descriptor() ([]byte, []int) {
 	return file_underlay_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
+// Param is one resolved param of a job.
+type Param struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	Secret        bool                   `protobuf:"varint,3,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Param) Reset() {
+	*x = Param{}
+	mi := &file_underlay_v1_agent_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Param) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Param) ProtoMessage() {}
+
+func (x *Param) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_agent_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Param.ProtoReflect.Descriptor instead.
+func (*Param) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_agent_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Param) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Param) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *Param) GetSecret() bool {
+	if x != nil {
+		return x.Secret
+	}
+	return false
+}
+
+// RunStep asks the agent to run one job. The agent runs one job at a time
+// and never runs a job ID twice: a RunStep for a job it finished is
+// answered with the stored result.
+type RunStep struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	JobId string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Step  int32                  `protobuf:"varint,2,opt,name=step,proto3" json:"step,omitempty"`
+	Name  string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// kind is script, or a built-in action: wipe, reboot, write-file, raid,
+	// bios, network.
+	Kind string `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`
+	// script is the rendered script; interpreter runs it.
+	Script      string            `protobuf:"bytes,5,opt,name=script,proto3" json:"script,omitempty"`
+	Interpreter []string          `protobuf:"bytes,6,rep,name=interpreter,proto3" json:"interpreter,omitempty"`
+	Args        map[string]string `protobuf:"bytes,7,rep,name=args,proto3" json:"args,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// spec_json is the resolved hardware spec of raid, bios and network.
+	SpecJson       string        `protobuf:"bytes,8,opt,name=spec_json,json=specJson,proto3" json:"spec_json,omitempty"`
+	Params         []*Param      `protobuf:"bytes,9,rep,name=params,proto3" json:"params,omitempty"`
+	Outputs        []*OutputSpec `protobuf:"bytes,10,rep,name=outputs,proto3" json:"outputs,omitempty"`
+	TimeoutSeconds int64         `protobuf:"varint,11,opt,name=timeout_seconds,json=timeoutSeconds,proto3" json:"timeout_seconds,omitempty"`
+	Reboot         bool          `protobuf:"varint,12,opt,name=reboot,proto3" json:"reboot,omitempty"`
+	MachineId      string        `protobuf:"bytes,13,opt,name=machine_id,json=machineId,proto3" json:"machine_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *RunStep) Reset() {
+	*x = RunStep{}
+	mi := &file_underlay_v1_agent_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunStep) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunStep) ProtoMessage() {}
+
+func (x *RunStep) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_agent_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunStep.ProtoReflect.Descriptor instead.
+func (*RunStep) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_agent_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *RunStep) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *RunStep) GetStep() int32 {
+	if x != nil {
+		return x.Step
+	}
+	return 0
+}
+
+func (x *RunStep) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RunStep) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *RunStep) GetScript() string {
+	if x != nil {
+		return x.Script
+	}
+	return ""
+}
+
+func (x *RunStep) GetInterpreter() []string {
+	if x != nil {
+		return x.Interpreter
+	}
+	return nil
+}
+
+func (x *RunStep) GetArgs() map[string]string {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+func (x *RunStep) GetSpecJson() string {
+	if x != nil {
+		return x.SpecJson
+	}
+	return ""
+}
+
+func (x *RunStep) GetParams() []*Param {
+	if x != nil {
+		return x.Params
+	}
+	return nil
+}
+
+func (x *RunStep) GetOutputs() []*OutputSpec {
+	if x != nil {
+		return x.Outputs
+	}
+	return nil
+}
+
+func (x *RunStep) GetTimeoutSeconds() int64 {
+	if x != nil {
+		return x.TimeoutSeconds
+	}
+	return 0
+}
+
+func (x *RunStep) GetReboot() bool {
+	if x != nil {
+		return x.Reboot
+	}
+	return false
+}
+
+func (x *RunStep) GetMachineId() string {
+	if x != nil {
+		return x.MachineId
+	}
+	return ""
+}
+
+type CancelJob struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelJob) Reset() {
+	*x = CancelJob{}
+	mi := &file_underlay_v1_agent_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelJob) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelJob) ProtoMessage() {}
+
+func (x *CancelJob) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_agent_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelJob.ProtoReflect.Descriptor instead.
+func (*CancelJob) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_agent_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *CancelJob) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *CancelJob) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// JobAck tells the agent the cluster has committed a job's result.
+type JobAck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobAck) Reset() {
+	*x = JobAck{}
+	mi := &file_underlay_v1_agent_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobAck) ProtoMessage() {}
+
+func (x *JobAck) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_agent_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobAck.ProtoReflect.Descriptor instead.
+func (*JobAck) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_agent_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *JobAck) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+type JobStartedEvent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobStartedEvent) Reset() {
+	*x = JobStartedEvent{}
+	mi := &file_underlay_v1_agent_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobStartedEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobStartedEvent) ProtoMessage() {}
+
+func (x *JobStartedEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_agent_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobStartedEvent.ProtoReflect.Descriptor instead.
+func (*JobStartedEvent) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_agent_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *JobStartedEvent) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *JobStartedEvent) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+// JobLog carries output of a running job; offset is the byte offset of
+// data in the job's whole output.
+type JobLog struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Offset        uint64                 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Data          []byte                 `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	Stream        string                 `protobuf:"bytes,4,opt,name=stream,proto3" json:"stream,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobLog) Reset() {
+	*x = JobLog{}
+	mi := &file_underlay_v1_agent_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobLog) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobLog) ProtoMessage() {}
+
+func (x *JobLog) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_agent_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobLog.ProtoReflect.Descriptor instead.
+func (*JobLog) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_agent_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *JobLog) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *JobLog) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *JobLog) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *JobLog) GetStream() string {
+	if x != nil {
+		return x.Stream
+	}
+	return ""
+}
+
+type JobResult struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	JobId     string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Success   bool                   `protobuf:"varint,2,opt,name=success,proto3" json:"success,omitempty"`
+	ExitCode  int32                  `protobuf:"varint,3,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	Error     string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	Outputs   []*Param               `protobuf:"bytes,5,rep,name=outputs,proto3" json:"outputs,omitempty"`
+	Reboot    bool                   `protobuf:"varint,6,opt,name=reboot,proto3" json:"reboot,omitempty"`
+	Cancelled bool                   `protobuf:"varint,7,opt,name=cancelled,proto3" json:"cancelled,omitempty"`
+	Finished  *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=finished,proto3" json:"finished,omitempty"`
+	// log_bytes is the total size of the job's output.
+	LogBytes      uint64 `protobuf:"varint,9,opt,name=log_bytes,json=logBytes,proto3" json:"log_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobResult) Reset() {
+	*x = JobResult{}
+	mi := &file_underlay_v1_agent_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobResult) ProtoMessage() {}
+
+func (x *JobResult) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_agent_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobResult.ProtoReflect.Descriptor instead.
+func (*JobResult) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_agent_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *JobResult) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *JobResult) GetSuccess() bool {
+	if x != nil {
+		return x.Success
+	}
+	return false
+}
+
+func (x *JobResult) GetExitCode() int32 {
+	if x != nil {
+		return x.ExitCode
+	}
+	return 0
+}
+
+func (x *JobResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *JobResult) GetOutputs() []*Param {
+	if x != nil {
+		return x.Outputs
+	}
+	return nil
+}
+
+func (x *JobResult) GetReboot() bool {
+	if x != nil {
+		return x.Reboot
+	}
+	return false
+}
+
+func (x *JobResult) GetCancelled() bool {
+	if x != nil {
+		return x.Cancelled
+	}
+	return false
+}
+
+func (x *JobResult) GetFinished() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Finished
+	}
+	return nil
+}
+
+func (x *JobResult) GetLogBytes() uint64 {
+	if x != nil {
+		return x.LogBytes
+	}
+	return 0
+}
+
 var File_underlay_v1_agent_proto protoreflect.FileDescriptor
 
 const file_underlay_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x17underlay/v1/agent.proto\x12\vunderlay.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17underlay/v1/types.proto\"\xca\x01\n" +
+	"\x17underlay/v1/agent.proto\x12\vunderlay.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17underlay/v1/types.proto\x1a\x1bunderlay/v1/provision.proto\"\xca\x01\n" +
 	"\rEnrollRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x17\n" +
 	"\acsr_pem\x18\x02 \x01(\fR\x06csrPem\x128\n" +
@@ -730,22 +1371,33 @@ const file_underlay_v1_agent_proto_rawDesc = "" +
 	"\fRenewRequest\x12\x17\n" +
 	"\acsr_pem\x18\x01 \x01(\fR\x06csrPem\"*\n" +
 	"\rRenewResponse\x12\x19\n" +
-	"\bcert_pem\x18\x01 \x01(\fR\acertPem\"\xb1\x01\n" +
+	"\bcert_pem\x18\x01 \x01(\fR\acertPem\"\xdb\x02\n" +
 	"\fAgentMessage\x12*\n" +
 	"\x05hello\x18\x01 \x01(\v2\x12.underlay.v1.HelloH\x00R\x05hello\x126\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x16.underlay.v1.HeartbeatH\x00R\theartbeat\x126\n" +
-	"\tinventory\x18\x03 \x01(\v2\x16.underlay.v1.InventoryH\x00R\tinventoryB\x05\n" +
-	"\x03msg\"S\n" +
+	"\tinventory\x18\x03 \x01(\v2\x16.underlay.v1.InventoryH\x00R\tinventory\x12?\n" +
+	"\vjob_started\x18\x04 \x01(\v2\x1c.underlay.v1.JobStartedEventH\x00R\n" +
+	"jobStarted\x12.\n" +
+	"\ajob_log\x18\x05 \x01(\v2\x13.underlay.v1.JobLogH\x00R\x06jobLog\x127\n" +
+	"\n" +
+	"job_result\x18\x06 \x01(\v2\x16.underlay.v1.JobResultH\x00R\tjobResultB\x05\n" +
+	"\x03msg\"t\n" +
 	"\x05Hello\x12#\n" +
 	"\ragent_version\x18\x01 \x01(\tR\fagentVersion\x12%\n" +
-	"\x0einventory_hash\x18\x02 \x01(\tR\rinventoryHash\"M\n" +
+	"\x0einventory_hash\x18\x02 \x01(\tR\rinventoryHash\x12\x1f\n" +
+	"\vrunning_job\x18\x03 \x01(\tR\n" +
+	"runningJob\"M\n" +
 	"\tHeartbeat\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12.\n" +
-	"\x04sent\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04sent\"\xd8\x01\n" +
+	"\x04sent\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04sent\"\xf4\x02\n" +
 	"\rServerMessage\x120\n" +
 	"\awelcome\x18\x01 \x01(\v2\x14.underlay.v1.WelcomeH\x00R\awelcome\x12@\n" +
 	"\rheartbeat_ack\x18\x02 \x01(\v2\x19.underlay.v1.HeartbeatAckH\x00R\fheartbeatAck\x12L\n" +
-	"\x11inventory_request\x18\x03 \x01(\v2\x1d.underlay.v1.InventoryRequestH\x00R\x10inventoryRequestB\x05\n" +
+	"\x11inventory_request\x18\x03 \x01(\v2\x1d.underlay.v1.InventoryRequestH\x00R\x10inventoryRequest\x121\n" +
+	"\brun_step\x18\x04 \x01(\v2\x14.underlay.v1.RunStepH\x00R\arunStep\x127\n" +
+	"\n" +
+	"cancel_job\x18\x05 \x01(\v2\x16.underlay.v1.CancelJobH\x00R\tcancelJob\x12.\n" +
+	"\ajob_ack\x18\x06 \x01(\v2\x13.underlay.v1.JobAckH\x00R\x06jobAckB\x05\n" +
 	"\x03msg\"\x99\x01\n" +
 	"\aWelcome\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x18\n" +
@@ -755,7 +1407,53 @@ const file_underlay_v1_agent_proto_rawDesc = "" +
 	"\fHeartbeatAck\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12.\n" +
 	"\x04sent\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04sent\"\x12\n" +
-	"\x10InventoryRequest2\xd7\x01\n" +
+	"\x10InventoryRequest\"I\n" +
+	"\x05Param\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\x12\x16\n" +
+	"\x06secret\x18\x03 \x01(\bR\x06secret\"\xdf\x03\n" +
+	"\aRunStep\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x12\n" +
+	"\x04step\x18\x02 \x01(\x05R\x04step\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x12\n" +
+	"\x04kind\x18\x04 \x01(\tR\x04kind\x12\x16\n" +
+	"\x06script\x18\x05 \x01(\tR\x06script\x12 \n" +
+	"\vinterpreter\x18\x06 \x03(\tR\vinterpreter\x122\n" +
+	"\x04args\x18\a \x03(\v2\x1e.underlay.v1.RunStep.ArgsEntryR\x04args\x12\x1b\n" +
+	"\tspec_json\x18\b \x01(\tR\bspecJson\x12*\n" +
+	"\x06params\x18\t \x03(\v2\x12.underlay.v1.ParamR\x06params\x121\n" +
+	"\aoutputs\x18\n" +
+	" \x03(\v2\x17.underlay.v1.OutputSpecR\aoutputs\x12'\n" +
+	"\x0ftimeout_seconds\x18\v \x01(\x03R\x0etimeoutSeconds\x12\x16\n" +
+	"\x06reboot\x18\f \x01(\bR\x06reboot\x12\x1d\n" +
+	"\n" +
+	"machine_id\x18\r \x01(\tR\tmachineId\x1a7\n" +
+	"\tArgsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\":\n" +
+	"\tCancelJob\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x1f\n" +
+	"\x06JobAck\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"T\n" +
+	"\x0fJobStartedEvent\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12*\n" +
+	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"c\n" +
+	"\x06JobLog\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x12\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\x12\x16\n" +
+	"\x06stream\x18\x04 \x01(\tR\x06stream\"\xa8\x02\n" +
+	"\tJobResult\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
+	"\asuccess\x18\x02 \x01(\bR\asuccess\x12\x1b\n" +
+	"\texit_code\x18\x03 \x01(\x05R\bexitCode\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\x12,\n" +
+	"\aoutputs\x18\x05 \x03(\v2\x12.underlay.v1.ParamR\aoutputs\x12\x16\n" +
+	"\x06reboot\x18\x06 \x01(\bR\x06reboot\x12\x1c\n" +
+	"\tcancelled\x18\a \x01(\bR\tcancelled\x126\n" +
+	"\bfinished\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bfinished\x12\x1b\n" +
+	"\tlog_bytes\x18\t \x01(\x04R\blogBytes2\xd7\x01\n" +
 	"\fAgentService\x12A\n" +
 	"\x06Enroll\x12\x1a.underlay.v1.EnrollRequest\x1a\x1b.underlay.v1.EnrollResponse\x12>\n" +
 	"\x05Renew\x12\x19.underlay.v1.RenewRequest\x1a\x1a.underlay.v1.RenewResponse\x12D\n" +
@@ -773,7 +1471,7 @@ func file_underlay_v1_agent_proto_rawDescGZIP() []byte {
 	return file_underlay_v1_agent_proto_rawDescData
 }
 
-var file_underlay_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_underlay_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_underlay_v1_agent_proto_goTypes = []any{
 	(*EnrollRequest)(nil),         // 0: underlay.v1.EnrollRequest
 	(*EnrollResponse)(nil),        // 1: underlay.v1.EnrollResponse
@@ -786,33 +1484,54 @@ var file_underlay_v1_agent_proto_goTypes = []any{
 	(*Welcome)(nil),               // 8: underlay.v1.Welcome
 	(*HeartbeatAck)(nil),          // 9: underlay.v1.HeartbeatAck
 	(*InventoryRequest)(nil),      // 10: underlay.v1.InventoryRequest
-	(*MachineIdentity)(nil),       // 11: underlay.v1.MachineIdentity
-	(*Inventory)(nil),             // 12: underlay.v1.Inventory
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
+	(*Param)(nil),                 // 11: underlay.v1.Param
+	(*RunStep)(nil),               // 12: underlay.v1.RunStep
+	(*CancelJob)(nil),             // 13: underlay.v1.CancelJob
+	(*JobAck)(nil),                // 14: underlay.v1.JobAck
+	(*JobStartedEvent)(nil),       // 15: underlay.v1.JobStartedEvent
+	(*JobLog)(nil),                // 16: underlay.v1.JobLog
+	(*JobResult)(nil),             // 17: underlay.v1.JobResult
+	nil,                           // 18: underlay.v1.RunStep.ArgsEntry
+	(*MachineIdentity)(nil),       // 19: underlay.v1.MachineIdentity
+	(*Inventory)(nil),             // 20: underlay.v1.Inventory
+	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
+	(*OutputSpec)(nil),            // 22: underlay.v1.OutputSpec
 }
 var file_underlay_v1_agent_proto_depIdxs = []int32{
-	11, // 0: underlay.v1.EnrollRequest.identity:type_name -> underlay.v1.MachineIdentity
-	12, // 1: underlay.v1.EnrollRequest.inventory:type_name -> underlay.v1.Inventory
+	19, // 0: underlay.v1.EnrollRequest.identity:type_name -> underlay.v1.MachineIdentity
+	20, // 1: underlay.v1.EnrollRequest.inventory:type_name -> underlay.v1.Inventory
 	5,  // 2: underlay.v1.AgentMessage.hello:type_name -> underlay.v1.Hello
 	6,  // 3: underlay.v1.AgentMessage.heartbeat:type_name -> underlay.v1.Heartbeat
-	12, // 4: underlay.v1.AgentMessage.inventory:type_name -> underlay.v1.Inventory
-	13, // 5: underlay.v1.Heartbeat.sent:type_name -> google.protobuf.Timestamp
-	8,  // 6: underlay.v1.ServerMessage.welcome:type_name -> underlay.v1.Welcome
-	9,  // 7: underlay.v1.ServerMessage.heartbeat_ack:type_name -> underlay.v1.HeartbeatAck
-	10, // 8: underlay.v1.ServerMessage.inventory_request:type_name -> underlay.v1.InventoryRequest
-	13, // 9: underlay.v1.Welcome.time:type_name -> google.protobuf.Timestamp
-	13, // 10: underlay.v1.HeartbeatAck.sent:type_name -> google.protobuf.Timestamp
-	0,  // 11: underlay.v1.AgentService.Enroll:input_type -> underlay.v1.EnrollRequest
-	2,  // 12: underlay.v1.AgentService.Renew:input_type -> underlay.v1.RenewRequest
-	4,  // 13: underlay.v1.AgentService.Session:input_type -> underlay.v1.AgentMessage
-	1,  // 14: underlay.v1.AgentService.Enroll:output_type -> underlay.v1.EnrollResponse
-	3,  // 15: underlay.v1.AgentService.Renew:output_type -> underlay.v1.RenewResponse
-	7,  // 16: underlay.v1.AgentService.Session:output_type -> underlay.v1.ServerMessage
-	14, // [14:17] is the sub-list for method output_type
-	11, // [11:14] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	20, // 4: underlay.v1.AgentMessage.inventory:type_name -> underlay.v1.Inventory
+	15, // 5: underlay.v1.AgentMessage.job_started:type_name -> underlay.v1.JobStartedEvent
+	16, // 6: underlay.v1.AgentMessage.job_log:type_name -> underlay.v1.JobLog
+	17, // 7: underlay.v1.AgentMessage.job_result:type_name -> underlay.v1.JobResult
+	21, // 8: underlay.v1.Heartbeat.sent:type_name -> google.protobuf.Timestamp
+	8,  // 9: underlay.v1.ServerMessage.welcome:type_name -> underlay.v1.Welcome
+	9,  // 10: underlay.v1.ServerMessage.heartbeat_ack:type_name -> underlay.v1.HeartbeatAck
+	10, // 11: underlay.v1.ServerMessage.inventory_request:type_name -> underlay.v1.InventoryRequest
+	12, // 12: underlay.v1.ServerMessage.run_step:type_name -> underlay.v1.RunStep
+	13, // 13: underlay.v1.ServerMessage.cancel_job:type_name -> underlay.v1.CancelJob
+	14, // 14: underlay.v1.ServerMessage.job_ack:type_name -> underlay.v1.JobAck
+	21, // 15: underlay.v1.Welcome.time:type_name -> google.protobuf.Timestamp
+	21, // 16: underlay.v1.HeartbeatAck.sent:type_name -> google.protobuf.Timestamp
+	18, // 17: underlay.v1.RunStep.args:type_name -> underlay.v1.RunStep.ArgsEntry
+	11, // 18: underlay.v1.RunStep.params:type_name -> underlay.v1.Param
+	22, // 19: underlay.v1.RunStep.outputs:type_name -> underlay.v1.OutputSpec
+	21, // 20: underlay.v1.JobStartedEvent.at:type_name -> google.protobuf.Timestamp
+	11, // 21: underlay.v1.JobResult.outputs:type_name -> underlay.v1.Param
+	21, // 22: underlay.v1.JobResult.finished:type_name -> google.protobuf.Timestamp
+	0,  // 23: underlay.v1.AgentService.Enroll:input_type -> underlay.v1.EnrollRequest
+	2,  // 24: underlay.v1.AgentService.Renew:input_type -> underlay.v1.RenewRequest
+	4,  // 25: underlay.v1.AgentService.Session:input_type -> underlay.v1.AgentMessage
+	1,  // 26: underlay.v1.AgentService.Enroll:output_type -> underlay.v1.EnrollResponse
+	3,  // 27: underlay.v1.AgentService.Renew:output_type -> underlay.v1.RenewResponse
+	7,  // 28: underlay.v1.AgentService.Session:output_type -> underlay.v1.ServerMessage
+	26, // [26:29] is the sub-list for method output_type
+	23, // [23:26] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_underlay_v1_agent_proto_init() }
@@ -821,15 +1540,22 @@ func file_underlay_v1_agent_proto_init() {
 		return
 	}
 	file_underlay_v1_types_proto_init()
+	file_underlay_v1_provision_proto_init()
 	file_underlay_v1_agent_proto_msgTypes[4].OneofWrappers = []any{
 		(*AgentMessage_Hello)(nil),
 		(*AgentMessage_Heartbeat)(nil),
 		(*AgentMessage_Inventory)(nil),
+		(*AgentMessage_JobStarted)(nil),
+		(*AgentMessage_JobLog)(nil),
+		(*AgentMessage_JobResult)(nil),
 	}
 	file_underlay_v1_agent_proto_msgTypes[7].OneofWrappers = []any{
 		(*ServerMessage_Welcome)(nil),
 		(*ServerMessage_HeartbeatAck)(nil),
 		(*ServerMessage_InventoryRequest)(nil),
+		(*ServerMessage_RunStep)(nil),
+		(*ServerMessage_CancelJob)(nil),
+		(*ServerMessage_JobAck)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -837,7 +1563,7 @@ func file_underlay_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_underlay_v1_agent_proto_rawDesc), len(file_underlay_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -358,10 +358,13 @@ func (x *JoinRequest) GetApiAddr() string {
 }
 
 type JoinResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClusterId     string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
-	CertPem       []byte                 `protobuf:"bytes,2,opt,name=cert_pem,json=certPem,proto3" json:"cert_pem,omitempty"`
-	CaPem         []byte                 `protobuf:"bytes,3,opt,name=ca_pem,json=caPem,proto3" json:"ca_pem,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	CertPem   []byte                 `protobuf:"bytes,2,opt,name=cert_pem,json=certPem,proto3" json:"cert_pem,omitempty"`
+	CaPem     []byte                 `protobuf:"bytes,3,opt,name=ca_pem,json=caPem,proto3" json:"ca_pem,omitempty"`
+	// seal_key is the cluster's key for secret params (AES-256); it is
+	// never written to the Raft log.
+	SealKey       []byte `protobuf:"bytes,4,opt,name=seal_key,json=sealKey,proto3" json:"seal_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -413,6 +416,13 @@ func (x *JoinResponse) GetCertPem() []byte {
 func (x *JoinResponse) GetCaPem() []byte {
 	if x != nil {
 		return x.CaPem
+	}
+	return nil
+}
+
+func (x *JoinResponse) GetSealKey() []byte {
+	if x != nil {
+		return x.SealKey
 	}
 	return nil
 }
@@ -852,12 +862,13 @@ const file_underlay_v1_node_proto_rawDesc = "" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x17\n" +
 	"\acsr_pem\x18\x03 \x01(\fR\x06csrPem\x12\x1b\n" +
 	"\traft_addr\x18\x04 \x01(\tR\braftAddr\x12\x19\n" +
-	"\bapi_addr\x18\x05 \x01(\tR\aapiAddr\"_\n" +
+	"\bapi_addr\x18\x05 \x01(\tR\aapiAddr\"z\n" +
 	"\fJoinResponse\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x19\n" +
 	"\bcert_pem\x18\x02 \x01(\fR\acertPem\x12\x15\n" +
-	"\x06ca_pem\x18\x03 \x01(\fR\x05caPem\"b\n" +
+	"\x06ca_pem\x18\x03 \x01(\fR\x05caPem\x12\x19\n" +
+	"\bseal_key\x18\x04 \x01(\fR\asealKey\"b\n" +
 	"\x0fAddVoterRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x19\n" +

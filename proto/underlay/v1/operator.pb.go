@@ -2318,11 +2318,1293 @@ func (*DeleteReservationResponse) Descriptor() ([]byte, []int) {
 	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{44}
 }
 
+type ApplyDefinitionsRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Definitions []*Definition          `protobuf:"bytes,1,rep,name=definitions,proto3" json:"definitions,omitempty"`
+	// dry_run validates without applying.
+	DryRun        bool `protobuf:"varint,2,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApplyDefinitionsRequest) Reset() {
+	*x = ApplyDefinitionsRequest{}
+	mi := &file_underlay_v1_operator_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApplyDefinitionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApplyDefinitionsRequest) ProtoMessage() {}
+
+func (x *ApplyDefinitionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_operator_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApplyDefinitionsRequest.ProtoReflect.Descriptor instead.
+func (*ApplyDefinitionsRequest) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *ApplyDefinitionsRequest) GetDefinitions() []*Definition {
+	if x != nil {
+		return x.Definitions
+	}
+	return nil
+}
+
+func (x *ApplyDefinitionsRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+type DefinitionChange struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Kind    string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Name    string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Version uint64                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	// change is created, updated or unchanged.
+	Change        string `protobuf:"bytes,4,opt,name=change,proto3" json:"change,omitempty"`
+	Source        string `protobuf:"bytes,5,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DefinitionChange) Reset() {
+	*x = DefinitionChange{}
+	mi := &file_underlay_v1_operator_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DefinitionChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DefinitionChange) ProtoMessage() {}
+
+func (x *DefinitionChange) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_operator_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DefinitionChange.ProtoReflect.Descriptor instead.
+func (*DefinitionChange) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *DefinitionChange) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *DefinitionChange) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DefinitionChange) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *DefinitionChange) GetChange() string {
+	if x != nil {
+		return x.Change
+	}
+	return ""
+}
+
+func (x *DefinitionChange) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+type ApplyDefinitionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*DefinitionChange    `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	Index         uint64                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApplyDefinitionsResponse) Reset() {
+	*x = ApplyDefinitionsResponse{}
+	mi := &file_underlay_v1_operator_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApplyDefinitionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApplyDefinitionsResponse) ProtoMessage() {}
+
+func (x *ApplyDefinitionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_operator_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApplyDefinitionsResponse.ProtoReflect.Descriptor instead.
+func (*ApplyDefinitionsResponse) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *ApplyDefinitionsResponse) GetResults() []*DefinitionChange {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *ApplyDefinitionsResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+type ListDefinitionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Read  *ReadOptions           `protobuf:"bytes,1,opt,name=read,proto3" json:"read,omitempty"`
+	// kind is task, role, profile, rule or global; empty lists every kind.
+	Kind          string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDefinitionsRequest) Reset() {
+	*x = ListDefinitionsRequest{}
+	mi := &file_underlay_v1_operator_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDefinitionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDefinitionsRequest) ProtoMessage() {}
+
+func (x *ListDefinitionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_operator_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDefinitionsRequest.ProtoReflect.Descriptor instead.
+func (*ListDefinitionsRequest) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *ListDefinitionsRequest) GetRead() *ReadOptions {
+	if x != nil {
+		return x.Read
+	}
+	return nil
+}
+
+func (x *ListDefinitionsRequest) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+type ListDefinitionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Definitions   []*Definition          `protobuf:"bytes,1,rep,name=definitions,proto3" json:"definitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDefinitionsResponse) Reset() {
+	*x = ListDefinitionsResponse{}
+	mi := &file_underlay_v1_operator_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDefinitionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDefinitionsResponse) ProtoMessage() {}
+
+func (x *ListDefinitionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_operator_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDefinitionsResponse.ProtoReflect.Descriptor instead.
+func (*ListDefinitionsResponse) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *ListDefinitionsResponse) GetDefinitions() []*Definition {
+	if x != nil {
+		return x.Definitions
+	}
+	return nil
+}
+
+type GetDefinitionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Read  *ReadOptions           `protobuf:"bytes,1,opt,name=read,proto3" json:"read,omitempty"`
+	Kind  string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	Name  string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// version 0 is the current one.
+	Version       uint64 `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDefinitionRequest) Reset() {
+	*x = GetDefinitionRequest{}
+	mi := &file_underlay_v1_operator_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDefinitionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDefinitionRequest) ProtoMessage() {}
+
+func (x *GetDefinitionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_operator_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDefinitionRequest.ProtoReflect.Descriptor instead.
+func (*GetDefinitionRequest) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *GetDefinitionRequest) GetRead() *ReadOptions {
+	if x != nil {
+		return x.Read
+	}
+	return nil
+}
+
+func (x *GetDefinitionRequest) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *GetDefinitionRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *GetDefinitionRequest) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+type DeleteDefinitionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteDefinitionRequest) Reset() {
+	*x = DeleteDefinitionRequest{}
+	mi := &file_underlay_v1_operator_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteDefinitionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteDefinitionRequest) ProtoMessage() {}
+
+func (x *DeleteDefinitionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_operator_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteDefinitionRequest.ProtoReflect.Descriptor instead.
+func (*DeleteDefinitionRequest) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *DeleteDefinitionRequest) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *DeleteDefinitionRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type DeleteDefinitionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteDefinitionResponse) Reset() {
+	*x = DeleteDefinitionResponse{}
+	mi := &file_underlay_v1_operator_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteDefinitionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteDefinitionResponse) ProtoMessage() {}
+
+func (x *DeleteDefinitionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_operator_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteDefinitionResponse.ProtoReflect.Descriptor instead.
+func (*DeleteDefinitionResponse) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{52}
+}
+
+type SetParamsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// machine_id empty sets global params.
+	MachineId      string                 `protobuf:"bytes,1,opt,name=machine_id,json=machineId,proto3" json:"machine_id,omitempty"`
+	Set            map[string]*ParamValue `protobuf:"bytes,2,rep,name=set,proto3" json:"set,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Remove         []string               `protobuf:"bytes,3,rep,name=remove,proto3" json:"remove,omitempty"`
+	AddProfiles    []string               `protobuf:"bytes,4,rep,name=add_profiles,json=addProfiles,proto3" json:"add_profiles,omitempty"`
+	RemoveProfiles []string               `protobuf:"bytes,5,rep,name=remove_profiles,json=removeProfiles,proto3" json:"remove_profiles,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *SetParamsRequest) Reset() {
+	*x = SetParamsRequest{}
+	mi := &file_underlay_v1_operator_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetParamsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetParamsRequest) ProtoMessage() {}
+
+func (x *SetParamsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_operator_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetParamsRequest.ProtoReflect.Descriptor instead.
+func (*SetParamsRequest) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *SetParamsRequest) GetMachineId() string {
+	if x != nil {
+		return x.MachineId
+	}
+	return ""
+}
+
+func (x *SetParamsRequest) GetSet() map[string]*ParamValue {
+	if x != nil {
+		return x.Set
+	}
+	return nil
+}
+
+func (x *SetParamsRequest) GetRemove() []string {
+	if x != nil {
+		return x.Remove
+	}
+	return nil
+}
+
+func (x *SetParamsRequest) GetAddProfiles() []string {
+	if x != nil {
+		return x.AddProfiles
+	}
+	return nil
+}
+
+func (x *SetParamsRequest) GetRemoveProfiles() []string {
+	if x != nil {
+		return x.RemoveProfiles
+	}
+	return nil
+}
+
+type SetParamsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetParamsResponse) Reset() {
+	*x = SetParamsResponse{}
+	mi := &file_underlay_v1_operator_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetParamsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetParamsResponse) ProtoMessage() {}
+
+func (x *SetParamsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_operator_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetParamsResponse.ProtoReflect.Descriptor instead.
+func (*SetParamsResponse) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *SetParamsResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+type ShowParamsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Read          *ReadOptions           `protobuf:"bytes,1,opt,name=read,proto3" json:"read,omitempty"`
+	MachineId     string                 `protobuf:"bytes,2,opt,name=machine_id,json=machineId,proto3" json:"machine_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShowParamsRequest) Reset() {
+	*x = ShowParamsRequest{}
+	mi := &file_underlay_v1_operator_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShowParamsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShowParamsRequest) ProtoMessage() {}
+
+func (x *ShowParamsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_operator_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShowParamsRequest.ProtoReflect.Descriptor instead.
+func (*ShowParamsRequest) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *ShowParamsRequest) GetRead() *ReadOptions {
+	if x != nil {
+		return x.Read
+	}
+	return nil
+}
+
+func (x *ShowParamsRequest) GetMachineId() string {
+	if x != nil {
+		return x.MachineId
+	}
+	return ""
+}
+
+type ShowParamsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Params        []*ResolvedParam       `protobuf:"bytes,1,rep,name=params,proto3" json:"params,omitempty"`
+	Role          string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShowParamsResponse) Reset() {
+	*x = ShowParamsResponse{}
+	mi := &file_underlay_v1_operator_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShowParamsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShowParamsResponse) ProtoMessage() {}
+
+func (x *ShowParamsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_operator_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShowParamsResponse.ProtoReflect.Descriptor instead.
+func (*ShowParamsResponse) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *ShowParamsResponse) GetParams() []*ResolvedParam {
+	if x != nil {
+		return x.Params
+	}
+	return nil
+}
+
+func (x *ShowParamsResponse) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+type AssignRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MachineId     string                 `protobuf:"bytes,1,opt,name=machine_id,json=machineId,proto3" json:"machine_id,omitempty"`
+	Role          string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AssignRequest) Reset() {
+	*x = AssignRequest{}
+	mi := &file_underlay_v1_operator_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AssignRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AssignRequest) ProtoMessage() {}
+
+func (x *AssignRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_operator_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AssignRequest.ProtoReflect.Descriptor instead.
+func (*AssignRequest) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *AssignRequest) GetMachineId() string {
+	if x != nil {
+		return x.MachineId
+	}
+	return ""
+}
+
+func (x *AssignRequest) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+type GetPlanRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Read          *ReadOptions           `protobuf:"bytes,1,opt,name=read,proto3" json:"read,omitempty"`
+	MachineId     string                 `protobuf:"bytes,2,opt,name=machine_id,json=machineId,proto3" json:"machine_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPlanRequest) Reset() {
+	*x = GetPlanRequest{}
+	mi := &file_underlay_v1_operator_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPlanRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPlanRequest) ProtoMessage() {}
+
+func (x *GetPlanRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_operator_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPlanRequest.ProtoReflect.Descriptor instead.
+func (*GetPlanRequest) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *GetPlanRequest) GetRead() *ReadOptions {
+	if x != nil {
+		return x.Read
+	}
+	return nil
+}
+
+func (x *GetPlanRequest) GetMachineId() string {
+	if x != nil {
+		return x.MachineId
+	}
+	return ""
+}
+
+type MachinePlanRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MachineId     string                 `protobuf:"bytes,1,opt,name=machine_id,json=machineId,proto3" json:"machine_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MachinePlanRequest) Reset() {
+	*x = MachinePlanRequest{}
+	mi := &file_underlay_v1_operator_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MachinePlanRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MachinePlanRequest) ProtoMessage() {}
+
+func (x *MachinePlanRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_operator_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MachinePlanRequest.ProtoReflect.Descriptor instead.
+func (*MachinePlanRequest) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *MachinePlanRequest) GetMachineId() string {
+	if x != nil {
+		return x.MachineId
+	}
+	return ""
+}
+
+func (x *MachinePlanRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type ListJobsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Read          *ReadOptions           `protobuf:"bytes,1,opt,name=read,proto3" json:"read,omitempty"`
+	MachineId     string                 `protobuf:"bytes,2,opt,name=machine_id,json=machineId,proto3" json:"machine_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListJobsRequest) Reset() {
+	*x = ListJobsRequest{}
+	mi := &file_underlay_v1_operator_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListJobsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListJobsRequest) ProtoMessage() {}
+
+func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_operator_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
+func (*ListJobsRequest) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *ListJobsRequest) GetRead() *ReadOptions {
+	if x != nil {
+		return x.Read
+	}
+	return nil
+}
+
+func (x *ListJobsRequest) GetMachineId() string {
+	if x != nil {
+		return x.MachineId
+	}
+	return ""
+}
+
+type ListJobsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Jobs          []*Job                 `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListJobsResponse) Reset() {
+	*x = ListJobsResponse{}
+	mi := &file_underlay_v1_operator_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListJobsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListJobsResponse) ProtoMessage() {}
+
+func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_operator_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
+func (*ListJobsResponse) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *ListJobsResponse) GetJobs() []*Job {
+	if x != nil {
+		return x.Jobs
+	}
+	return nil
+}
+
+type LogsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// machine_id streams the jobs of a machine; job_id one job.
+	MachineId string `protobuf:"bytes,1,opt,name=machine_id,json=machineId,proto3" json:"machine_id,omitempty"`
+	JobId     string `protobuf:"bytes,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// follow keeps streaming new output until the request is cancelled.
+	Follow        bool `protobuf:"varint,3,opt,name=follow,proto3" json:"follow,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogsRequest) Reset() {
+	*x = LogsRequest{}
+	mi := &file_underlay_v1_operator_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogsRequest) ProtoMessage() {}
+
+func (x *LogsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_operator_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogsRequest.ProtoReflect.Descriptor instead.
+func (*LogsRequest) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *LogsRequest) GetMachineId() string {
+	if x != nil {
+		return x.MachineId
+	}
+	return ""
+}
+
+func (x *LogsRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *LogsRequest) GetFollow() bool {
+	if x != nil {
+		return x.Follow
+	}
+	return false
+}
+
+type ListRoleStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Read          *ReadOptions           `protobuf:"bytes,1,opt,name=read,proto3" json:"read,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRoleStatusRequest) Reset() {
+	*x = ListRoleStatusRequest{}
+	mi := &file_underlay_v1_operator_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRoleStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRoleStatusRequest) ProtoMessage() {}
+
+func (x *ListRoleStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_operator_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRoleStatusRequest.ProtoReflect.Descriptor instead.
+func (*ListRoleStatusRequest) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *ListRoleStatusRequest) GetRead() *ReadOptions {
+	if x != nil {
+		return x.Read
+	}
+	return nil
+}
+
+type ListRoleStatusResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Roles         []*RoleStatus          `protobuf:"bytes,1,rep,name=roles,proto3" json:"roles,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRoleStatusResponse) Reset() {
+	*x = ListRoleStatusResponse{}
+	mi := &file_underlay_v1_operator_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRoleStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRoleStatusResponse) ProtoMessage() {}
+
+func (x *ListRoleStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_operator_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRoleStatusResponse.ProtoReflect.Descriptor instead.
+func (*ListRoleStatusResponse) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *ListRoleStatusResponse) GetRoles() []*RoleStatus {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+type ResumeRoleRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Role          string                 `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeRoleRequest) Reset() {
+	*x = ResumeRoleRequest{}
+	mi := &file_underlay_v1_operator_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeRoleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeRoleRequest) ProtoMessage() {}
+
+func (x *ResumeRoleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_operator_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeRoleRequest.ProtoReflect.Descriptor instead.
+func (*ResumeRoleRequest) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *ResumeRoleRequest) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+type PowerRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	MachineId string                 `protobuf:"bytes,1,opt,name=machine_id,json=machineId,proto3" json:"machine_id,omitempty"`
+	// action is on, off, cycle or status.
+	Action        string `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PowerRequest) Reset() {
+	*x = PowerRequest{}
+	mi := &file_underlay_v1_operator_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PowerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PowerRequest) ProtoMessage() {}
+
+func (x *PowerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_operator_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PowerRequest.ProtoReflect.Descriptor instead.
+func (*PowerRequest) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *PowerRequest) GetMachineId() string {
+	if x != nil {
+		return x.MachineId
+	}
+	return ""
+}
+
+func (x *PowerRequest) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+type BootRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	MachineId string                 `protobuf:"bytes,1,opt,name=machine_id,json=machineId,proto3" json:"machine_id,omitempty"`
+	// device is pxe or disk; once is always true today.
+	Device        string `protobuf:"bytes,2,opt,name=device,proto3" json:"device,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BootRequest) Reset() {
+	*x = BootRequest{}
+	mi := &file_underlay_v1_operator_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BootRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BootRequest) ProtoMessage() {}
+
+func (x *BootRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_operator_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BootRequest.ProtoReflect.Descriptor instead.
+func (*BootRequest) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *BootRequest) GetMachineId() string {
+	if x != nil {
+		return x.MachineId
+	}
+	return ""
+}
+
+func (x *BootRequest) GetDevice() string {
+	if x != nil {
+		return x.Device
+	}
+	return ""
+}
+
+type PowerResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	MachineId string                 `protobuf:"bytes,1,opt,name=machine_id,json=machineId,proto3" json:"machine_id,omitempty"`
+	// power_state is On, Off, ... as the BMC reports it.
+	PowerState    string `protobuf:"bytes,2,opt,name=power_state,json=powerState,proto3" json:"power_state,omitempty"`
+	BootOverride  string `protobuf:"bytes,3,opt,name=boot_override,json=bootOverride,proto3" json:"boot_override,omitempty"`
+	Bmc           string `protobuf:"bytes,4,opt,name=bmc,proto3" json:"bmc,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PowerResponse) Reset() {
+	*x = PowerResponse{}
+	mi := &file_underlay_v1_operator_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PowerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PowerResponse) ProtoMessage() {}
+
+func (x *PowerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_operator_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PowerResponse.ProtoReflect.Descriptor instead.
+func (*PowerResponse) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *PowerResponse) GetMachineId() string {
+	if x != nil {
+		return x.MachineId
+	}
+	return ""
+}
+
+func (x *PowerResponse) GetPowerState() string {
+	if x != nil {
+		return x.PowerState
+	}
+	return ""
+}
+
+func (x *PowerResponse) GetBootOverride() string {
+	if x != nil {
+		return x.BootOverride
+	}
+	return ""
+}
+
+func (x *PowerResponse) GetBmc() string {
+	if x != nil {
+		return x.Bmc
+	}
+	return ""
+}
+
 var File_underlay_v1_operator_proto protoreflect.FileDescriptor
 
 const file_underlay_v1_operator_proto_rawDesc = "" +
 	"\n" +
-	"\x1aunderlay/v1/operator.proto\x12\vunderlay.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17underlay/v1/types.proto\"#\n" +
+	"\x1aunderlay/v1/operator.proto\x12\vunderlay.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17underlay/v1/types.proto\x1a\x1bunderlay/v1/provision.proto\"#\n" +
 	"\vReadOptions\x12\x14\n" +
 	"\x05stale\x18\x01 \x01(\bR\x05stale\"\x16\n" +
 	"\x14ClusterStatusRequest\"\x98\x02\n" +
@@ -2463,7 +3745,96 @@ const file_underlay_v1_operator_proto_rawDesc = "" +
 	"\x18DeleteReservationRequest\x12\x16\n" +
 	"\x06subnet\x18\x01 \x01(\tR\x06subnet\x12\x10\n" +
 	"\x03mac\x18\x02 \x01(\tR\x03mac\"\x1b\n" +
-	"\x19DeleteReservationResponse2\xf4\x01\n" +
+	"\x19DeleteReservationResponse\"m\n" +
+	"\x17ApplyDefinitionsRequest\x129\n" +
+	"\vdefinitions\x18\x01 \x03(\v2\x17.underlay.v1.DefinitionR\vdefinitions\x12\x17\n" +
+	"\adry_run\x18\x02 \x01(\bR\x06dryRun\"\x84\x01\n" +
+	"\x10DefinitionChange\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversion\x12\x16\n" +
+	"\x06change\x18\x04 \x01(\tR\x06change\x12\x16\n" +
+	"\x06source\x18\x05 \x01(\tR\x06source\"i\n" +
+	"\x18ApplyDefinitionsResponse\x127\n" +
+	"\aresults\x18\x01 \x03(\v2\x1d.underlay.v1.DefinitionChangeR\aresults\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\"Z\n" +
+	"\x16ListDefinitionsRequest\x12,\n" +
+	"\x04read\x18\x01 \x01(\v2\x18.underlay.v1.ReadOptionsR\x04read\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\"T\n" +
+	"\x17ListDefinitionsResponse\x129\n" +
+	"\vdefinitions\x18\x01 \x03(\v2\x17.underlay.v1.DefinitionR\vdefinitions\"\x86\x01\n" +
+	"\x14GetDefinitionRequest\x12,\n" +
+	"\x04read\x18\x01 \x01(\v2\x18.underlay.v1.ReadOptionsR\x04read\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x18\n" +
+	"\aversion\x18\x04 \x01(\x04R\aversion\"A\n" +
+	"\x17DeleteDefinitionRequest\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"\x1a\n" +
+	"\x18DeleteDefinitionResponse\"\xa0\x02\n" +
+	"\x10SetParamsRequest\x12\x1d\n" +
+	"\n" +
+	"machine_id\x18\x01 \x01(\tR\tmachineId\x128\n" +
+	"\x03set\x18\x02 \x03(\v2&.underlay.v1.SetParamsRequest.SetEntryR\x03set\x12\x16\n" +
+	"\x06remove\x18\x03 \x03(\tR\x06remove\x12!\n" +
+	"\fadd_profiles\x18\x04 \x03(\tR\vaddProfiles\x12'\n" +
+	"\x0fremove_profiles\x18\x05 \x03(\tR\x0eremoveProfiles\x1aO\n" +
+	"\bSetEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12-\n" +
+	"\x05value\x18\x02 \x01(\v2\x17.underlay.v1.ParamValueR\x05value:\x028\x01\")\n" +
+	"\x11SetParamsResponse\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"`\n" +
+	"\x11ShowParamsRequest\x12,\n" +
+	"\x04read\x18\x01 \x01(\v2\x18.underlay.v1.ReadOptionsR\x04read\x12\x1d\n" +
+	"\n" +
+	"machine_id\x18\x02 \x01(\tR\tmachineId\"\\\n" +
+	"\x12ShowParamsResponse\x122\n" +
+	"\x06params\x18\x01 \x03(\v2\x1a.underlay.v1.ResolvedParamR\x06params\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\"B\n" +
+	"\rAssignRequest\x12\x1d\n" +
+	"\n" +
+	"machine_id\x18\x01 \x01(\tR\tmachineId\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\"]\n" +
+	"\x0eGetPlanRequest\x12,\n" +
+	"\x04read\x18\x01 \x01(\v2\x18.underlay.v1.ReadOptionsR\x04read\x12\x1d\n" +
+	"\n" +
+	"machine_id\x18\x02 \x01(\tR\tmachineId\"K\n" +
+	"\x12MachinePlanRequest\x12\x1d\n" +
+	"\n" +
+	"machine_id\x18\x01 \x01(\tR\tmachineId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"^\n" +
+	"\x0fListJobsRequest\x12,\n" +
+	"\x04read\x18\x01 \x01(\v2\x18.underlay.v1.ReadOptionsR\x04read\x12\x1d\n" +
+	"\n" +
+	"machine_id\x18\x02 \x01(\tR\tmachineId\"8\n" +
+	"\x10ListJobsResponse\x12$\n" +
+	"\x04jobs\x18\x01 \x03(\v2\x10.underlay.v1.JobR\x04jobs\"[\n" +
+	"\vLogsRequest\x12\x1d\n" +
+	"\n" +
+	"machine_id\x18\x01 \x01(\tR\tmachineId\x12\x15\n" +
+	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x16\n" +
+	"\x06follow\x18\x03 \x01(\bR\x06follow\"E\n" +
+	"\x15ListRoleStatusRequest\x12,\n" +
+	"\x04read\x18\x01 \x01(\v2\x18.underlay.v1.ReadOptionsR\x04read\"G\n" +
+	"\x16ListRoleStatusResponse\x12-\n" +
+	"\x05roles\x18\x01 \x03(\v2\x17.underlay.v1.RoleStatusR\x05roles\"'\n" +
+	"\x11ResumeRoleRequest\x12\x12\n" +
+	"\x04role\x18\x01 \x01(\tR\x04role\"E\n" +
+	"\fPowerRequest\x12\x1d\n" +
+	"\n" +
+	"machine_id\x18\x01 \x01(\tR\tmachineId\x12\x16\n" +
+	"\x06action\x18\x02 \x01(\tR\x06action\"D\n" +
+	"\vBootRequest\x12\x1d\n" +
+	"\n" +
+	"machine_id\x18\x01 \x01(\tR\tmachineId\x12\x16\n" +
+	"\x06device\x18\x02 \x01(\tR\x06device\"\x86\x01\n" +
+	"\rPowerResponse\x12\x1d\n" +
+	"\n" +
+	"machine_id\x18\x01 \x01(\tR\tmachineId\x12\x1f\n" +
+	"\vpower_state\x18\x02 \x01(\tR\n" +
+	"powerState\x12#\n" +
+	"\rboot_override\x18\x03 \x01(\tR\fbootOverride\x12\x10\n" +
+	"\x03bmc\x18\x04 \x01(\tR\x03bmc2\xf4\x01\n" +
 	"\x0eClusterService\x12G\n" +
 	"\x06Status\x12!.underlay.v1.ClusterStatusRequest\x1a\x1a.underlay.v1.ClusterStatus\x12D\n" +
 	"\aMembers\x12\x1b.underlay.v1.MembersRequest\x1a\x1c.underlay.v1.MembersResponse\x12S\n" +
@@ -2495,7 +3866,28 @@ const file_underlay_v1_operator_proto_rawDesc = "" +
 	"ListLeases\x12\x1e.underlay.v1.ListLeasesRequest\x1a\x1f.underlay.v1.ListLeasesResponse\x12T\n" +
 	"\x11CreateReservation\x12%.underlay.v1.CreateReservationRequest\x1a\x18.underlay.v1.Reservation\x12_\n" +
 	"\x10ListReservations\x12$.underlay.v1.ListReservationsRequest\x1a%.underlay.v1.ListReservationsResponse\x12b\n" +
-	"\x11DeleteReservation\x12%.underlay.v1.DeleteReservationRequest\x1a&.underlay.v1.DeleteReservationResponseB+Z)underlay.dev/proto/underlay/v1;underlayv1b\x06proto3"
+	"\x11DeleteReservation\x12%.underlay.v1.DeleteReservationRequest\x1a&.underlay.v1.DeleteReservationResponse2\xe4\b\n" +
+	"\x10ProvisionService\x12T\n" +
+	"\x05Apply\x12$.underlay.v1.ApplyDefinitionsRequest\x1a%.underlay.v1.ApplyDefinitionsResponse\x12\\\n" +
+	"\x0fListDefinitions\x12#.underlay.v1.ListDefinitionsRequest\x1a$.underlay.v1.ListDefinitionsResponse\x12K\n" +
+	"\rGetDefinition\x12!.underlay.v1.GetDefinitionRequest\x1a\x17.underlay.v1.Definition\x12_\n" +
+	"\x10DeleteDefinition\x12$.underlay.v1.DeleteDefinitionRequest\x1a%.underlay.v1.DeleteDefinitionResponse\x12J\n" +
+	"\tSetParams\x12\x1d.underlay.v1.SetParamsRequest\x1a\x1e.underlay.v1.SetParamsResponse\x12M\n" +
+	"\n" +
+	"ShowParams\x12\x1e.underlay.v1.ShowParamsRequest\x1a\x1f.underlay.v1.ShowParamsResponse\x127\n" +
+	"\x06Assign\x12\x1a.underlay.v1.AssignRequest\x1a\x11.underlay.v1.Plan\x129\n" +
+	"\aGetPlan\x12\x1b.underlay.v1.GetPlanRequest\x1a\x11.underlay.v1.Plan\x12;\n" +
+	"\x05Retry\x12\x1f.underlay.v1.MachinePlanRequest\x1a\x11.underlay.v1.Plan\x12<\n" +
+	"\x06Cancel\x12\x1f.underlay.v1.MachinePlanRequest\x1a\x11.underlay.v1.Plan\x12>\n" +
+	"\bRedeploy\x12\x1f.underlay.v1.MachinePlanRequest\x1a\x11.underlay.v1.Plan\x12G\n" +
+	"\bListJobs\x12\x1c.underlay.v1.ListJobsRequest\x1a\x1d.underlay.v1.ListJobsResponse\x129\n" +
+	"\x04Logs\x12\x18.underlay.v1.LogsRequest\x1a\x15.underlay.v1.LogChunk0\x01\x12Y\n" +
+	"\x0eListRoleStatus\x12\".underlay.v1.ListRoleStatusRequest\x1a#.underlay.v1.ListRoleStatusResponse\x12E\n" +
+	"\n" +
+	"ResumeRole\x12\x1e.underlay.v1.ResumeRoleRequest\x1a\x17.underlay.v1.RoleStatus2\x8c\x01\n" +
+	"\fPowerService\x12>\n" +
+	"\x05Power\x12\x19.underlay.v1.PowerRequest\x1a\x1a.underlay.v1.PowerResponse\x12<\n" +
+	"\x04Boot\x12\x18.underlay.v1.BootRequest\x1a\x1a.underlay.v1.PowerResponseB+Z)underlay.dev/proto/underlay/v1;underlayv1b\x06proto3"
 
 var (
 	file_underlay_v1_operator_proto_rawDescOnce sync.Once
@@ -2509,7 +3901,7 @@ func file_underlay_v1_operator_proto_rawDescGZIP() []byte {
 	return file_underlay_v1_operator_proto_rawDescData
 }
 
-var file_underlay_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_underlay_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
 var file_underlay_v1_operator_proto_goTypes = []any{
 	(*ReadOptions)(nil),               // 0: underlay.v1.ReadOptions
 	(*ClusterStatusRequest)(nil),      // 1: underlay.v1.ClusterStatusRequest
@@ -2556,109 +3948,189 @@ var file_underlay_v1_operator_proto_goTypes = []any{
 	(*ListReservationsResponse)(nil),  // 42: underlay.v1.ListReservationsResponse
 	(*DeleteReservationRequest)(nil),  // 43: underlay.v1.DeleteReservationRequest
 	(*DeleteReservationResponse)(nil), // 44: underlay.v1.DeleteReservationResponse
-	nil,                               // 45: underlay.v1.ListMachinesRequest.LabelsEntry
-	nil,                               // 46: underlay.v1.LabelMachineRequest.SetEntry
-	(*timestamppb.Timestamp)(nil),     // 47: google.protobuf.Timestamp
-	(TokenKind)(0),                    // 48: underlay.v1.TokenKind
-	(*Token)(nil),                     // 49: underlay.v1.Token
-	(OperatorRole)(0),                 // 50: underlay.v1.OperatorRole
-	(*Operator)(nil),                  // 51: underlay.v1.Operator
-	(*Revocation)(nil),                // 52: underlay.v1.Revocation
-	(*Machine)(nil),                   // 53: underlay.v1.Machine
-	(*Event)(nil),                     // 54: underlay.v1.Event
-	(*Subnet)(nil),                    // 55: underlay.v1.Subnet
-	(*Lease)(nil),                     // 56: underlay.v1.Lease
-	(*Reservation)(nil),               // 57: underlay.v1.Reservation
-	(*Inventory)(nil),                 // 58: underlay.v1.Inventory
+	(*ApplyDefinitionsRequest)(nil),   // 45: underlay.v1.ApplyDefinitionsRequest
+	(*DefinitionChange)(nil),          // 46: underlay.v1.DefinitionChange
+	(*ApplyDefinitionsResponse)(nil),  // 47: underlay.v1.ApplyDefinitionsResponse
+	(*ListDefinitionsRequest)(nil),    // 48: underlay.v1.ListDefinitionsRequest
+	(*ListDefinitionsResponse)(nil),   // 49: underlay.v1.ListDefinitionsResponse
+	(*GetDefinitionRequest)(nil),      // 50: underlay.v1.GetDefinitionRequest
+	(*DeleteDefinitionRequest)(nil),   // 51: underlay.v1.DeleteDefinitionRequest
+	(*DeleteDefinitionResponse)(nil),  // 52: underlay.v1.DeleteDefinitionResponse
+	(*SetParamsRequest)(nil),          // 53: underlay.v1.SetParamsRequest
+	(*SetParamsResponse)(nil),         // 54: underlay.v1.SetParamsResponse
+	(*ShowParamsRequest)(nil),         // 55: underlay.v1.ShowParamsRequest
+	(*ShowParamsResponse)(nil),        // 56: underlay.v1.ShowParamsResponse
+	(*AssignRequest)(nil),             // 57: underlay.v1.AssignRequest
+	(*GetPlanRequest)(nil),            // 58: underlay.v1.GetPlanRequest
+	(*MachinePlanRequest)(nil),        // 59: underlay.v1.MachinePlanRequest
+	(*ListJobsRequest)(nil),           // 60: underlay.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),          // 61: underlay.v1.ListJobsResponse
+	(*LogsRequest)(nil),               // 62: underlay.v1.LogsRequest
+	(*ListRoleStatusRequest)(nil),     // 63: underlay.v1.ListRoleStatusRequest
+	(*ListRoleStatusResponse)(nil),    // 64: underlay.v1.ListRoleStatusResponse
+	(*ResumeRoleRequest)(nil),         // 65: underlay.v1.ResumeRoleRequest
+	(*PowerRequest)(nil),              // 66: underlay.v1.PowerRequest
+	(*BootRequest)(nil),               // 67: underlay.v1.BootRequest
+	(*PowerResponse)(nil),             // 68: underlay.v1.PowerResponse
+	nil,                               // 69: underlay.v1.ListMachinesRequest.LabelsEntry
+	nil,                               // 70: underlay.v1.LabelMachineRequest.SetEntry
+	nil,                               // 71: underlay.v1.SetParamsRequest.SetEntry
+	(*timestamppb.Timestamp)(nil),     // 72: google.protobuf.Timestamp
+	(TokenKind)(0),                    // 73: underlay.v1.TokenKind
+	(*Token)(nil),                     // 74: underlay.v1.Token
+	(OperatorRole)(0),                 // 75: underlay.v1.OperatorRole
+	(*Operator)(nil),                  // 76: underlay.v1.Operator
+	(*Revocation)(nil),                // 77: underlay.v1.Revocation
+	(*Machine)(nil),                   // 78: underlay.v1.Machine
+	(*Event)(nil),                     // 79: underlay.v1.Event
+	(*Subnet)(nil),                    // 80: underlay.v1.Subnet
+	(*Lease)(nil),                     // 81: underlay.v1.Lease
+	(*Reservation)(nil),               // 82: underlay.v1.Reservation
+	(*Definition)(nil),                // 83: underlay.v1.Definition
+	(*ResolvedParam)(nil),             // 84: underlay.v1.ResolvedParam
+	(*Job)(nil),                       // 85: underlay.v1.Job
+	(*RoleStatus)(nil),                // 86: underlay.v1.RoleStatus
+	(*ParamValue)(nil),                // 87: underlay.v1.ParamValue
+	(*Inventory)(nil),                 // 88: underlay.v1.Inventory
+	(*Plan)(nil),                      // 89: underlay.v1.Plan
+	(*LogChunk)(nil),                  // 90: underlay.v1.LogChunk
 }
 var file_underlay_v1_operator_proto_depIdxs = []int32{
 	3,  // 0: underlay.v1.ClusterStatus.members:type_name -> underlay.v1.Member
-	47, // 1: underlay.v1.Member.last_contact:type_name -> google.protobuf.Timestamp
+	72, // 1: underlay.v1.Member.last_contact:type_name -> google.protobuf.Timestamp
 	0,  // 2: underlay.v1.MembersRequest.read:type_name -> underlay.v1.ReadOptions
 	3,  // 3: underlay.v1.MembersResponse.members:type_name -> underlay.v1.Member
-	48, // 4: underlay.v1.CreateTokenRequest.kind:type_name -> underlay.v1.TokenKind
-	49, // 5: underlay.v1.CreateTokenResponse.token:type_name -> underlay.v1.Token
+	73, // 4: underlay.v1.CreateTokenRequest.kind:type_name -> underlay.v1.TokenKind
+	74, // 5: underlay.v1.CreateTokenResponse.token:type_name -> underlay.v1.Token
 	0,  // 6: underlay.v1.ListTokensRequest.read:type_name -> underlay.v1.ReadOptions
-	49, // 7: underlay.v1.ListTokensResponse.tokens:type_name -> underlay.v1.Token
-	50, // 8: underlay.v1.CreateOperatorRequest.role:type_name -> underlay.v1.OperatorRole
-	51, // 9: underlay.v1.CreateOperatorResponse.operator:type_name -> underlay.v1.Operator
+	74, // 7: underlay.v1.ListTokensResponse.tokens:type_name -> underlay.v1.Token
+	75, // 8: underlay.v1.CreateOperatorRequest.role:type_name -> underlay.v1.OperatorRole
+	76, // 9: underlay.v1.CreateOperatorResponse.operator:type_name -> underlay.v1.Operator
 	0,  // 10: underlay.v1.ListOperatorsRequest.read:type_name -> underlay.v1.ReadOptions
-	51, // 11: underlay.v1.ListOperatorsResponse.operators:type_name -> underlay.v1.Operator
-	52, // 12: underlay.v1.RevokeCertResponse.revoked:type_name -> underlay.v1.Revocation
+	76, // 11: underlay.v1.ListOperatorsResponse.operators:type_name -> underlay.v1.Operator
+	77, // 12: underlay.v1.RevokeCertResponse.revoked:type_name -> underlay.v1.Revocation
 	0,  // 13: underlay.v1.ListRevocationsRequest.read:type_name -> underlay.v1.ReadOptions
-	52, // 14: underlay.v1.ListRevocationsResponse.revocations:type_name -> underlay.v1.Revocation
-	50, // 15: underlay.v1.WhoAmIResponse.role:type_name -> underlay.v1.OperatorRole
-	47, // 16: underlay.v1.WhoAmIResponse.not_after:type_name -> google.protobuf.Timestamp
+	77, // 14: underlay.v1.ListRevocationsResponse.revocations:type_name -> underlay.v1.Revocation
+	75, // 15: underlay.v1.WhoAmIResponse.role:type_name -> underlay.v1.OperatorRole
+	72, // 16: underlay.v1.WhoAmIResponse.not_after:type_name -> google.protobuf.Timestamp
 	0,  // 17: underlay.v1.ListMachinesRequest.read:type_name -> underlay.v1.ReadOptions
-	45, // 18: underlay.v1.ListMachinesRequest.labels:type_name -> underlay.v1.ListMachinesRequest.LabelsEntry
-	53, // 19: underlay.v1.ListMachinesResponse.machines:type_name -> underlay.v1.Machine
+	69, // 18: underlay.v1.ListMachinesRequest.labels:type_name -> underlay.v1.ListMachinesRequest.LabelsEntry
+	78, // 19: underlay.v1.ListMachinesResponse.machines:type_name -> underlay.v1.Machine
 	0,  // 20: underlay.v1.GetMachineRequest.read:type_name -> underlay.v1.ReadOptions
-	46, // 21: underlay.v1.LabelMachineRequest.set:type_name -> underlay.v1.LabelMachineRequest.SetEntry
+	70, // 21: underlay.v1.LabelMachineRequest.set:type_name -> underlay.v1.LabelMachineRequest.SetEntry
 	0,  // 22: underlay.v1.MachineEventsRequest.read:type_name -> underlay.v1.ReadOptions
-	54, // 23: underlay.v1.MachineEventsResponse.events:type_name -> underlay.v1.Event
-	55, // 24: underlay.v1.CreateSubnetRequest.subnet:type_name -> underlay.v1.Subnet
+	79, // 23: underlay.v1.MachineEventsResponse.events:type_name -> underlay.v1.Event
+	80, // 24: underlay.v1.CreateSubnetRequest.subnet:type_name -> underlay.v1.Subnet
 	0,  // 25: underlay.v1.ListSubnetsRequest.read:type_name -> underlay.v1.ReadOptions
-	55, // 26: underlay.v1.ListSubnetsResponse.subnets:type_name -> underlay.v1.Subnet
+	80, // 26: underlay.v1.ListSubnetsResponse.subnets:type_name -> underlay.v1.Subnet
 	0,  // 27: underlay.v1.ListLeasesRequest.read:type_name -> underlay.v1.ReadOptions
-	56, // 28: underlay.v1.ListLeasesResponse.leases:type_name -> underlay.v1.Lease
-	57, // 29: underlay.v1.CreateReservationRequest.reservation:type_name -> underlay.v1.Reservation
+	81, // 28: underlay.v1.ListLeasesResponse.leases:type_name -> underlay.v1.Lease
+	82, // 29: underlay.v1.CreateReservationRequest.reservation:type_name -> underlay.v1.Reservation
 	0,  // 30: underlay.v1.ListReservationsRequest.read:type_name -> underlay.v1.ReadOptions
-	57, // 31: underlay.v1.ListReservationsResponse.reservations:type_name -> underlay.v1.Reservation
-	1,  // 32: underlay.v1.ClusterService.Status:input_type -> underlay.v1.ClusterStatusRequest
-	4,  // 33: underlay.v1.ClusterService.Members:input_type -> underlay.v1.MembersRequest
-	6,  // 34: underlay.v1.ClusterService.RemoveMember:input_type -> underlay.v1.RemoveMemberRequest
-	8,  // 35: underlay.v1.TokenService.Create:input_type -> underlay.v1.CreateTokenRequest
-	10, // 36: underlay.v1.TokenService.List:input_type -> underlay.v1.ListTokensRequest
-	12, // 37: underlay.v1.TokenService.Revoke:input_type -> underlay.v1.RevokeTokenRequest
-	14, // 38: underlay.v1.AccessService.CreateOperator:input_type -> underlay.v1.CreateOperatorRequest
-	16, // 39: underlay.v1.AccessService.ListOperators:input_type -> underlay.v1.ListOperatorsRequest
-	18, // 40: underlay.v1.AccessService.RevokeCert:input_type -> underlay.v1.RevokeCertRequest
-	20, // 41: underlay.v1.AccessService.ListRevocations:input_type -> underlay.v1.ListRevocationsRequest
-	22, // 42: underlay.v1.AccessService.WhoAmI:input_type -> underlay.v1.WhoAmIRequest
-	24, // 43: underlay.v1.MachineService.List:input_type -> underlay.v1.ListMachinesRequest
-	26, // 44: underlay.v1.MachineService.Get:input_type -> underlay.v1.GetMachineRequest
-	26, // 45: underlay.v1.MachineService.GetInventory:input_type -> underlay.v1.GetMachineRequest
-	27, // 46: underlay.v1.MachineService.Label:input_type -> underlay.v1.LabelMachineRequest
-	28, // 47: underlay.v1.MachineService.Delete:input_type -> underlay.v1.DeleteMachineRequest
-	30, // 48: underlay.v1.MachineService.Events:input_type -> underlay.v1.MachineEventsRequest
-	32, // 49: underlay.v1.MachineService.Watch:input_type -> underlay.v1.WatchRequest
-	33, // 50: underlay.v1.IPAMService.CreateSubnet:input_type -> underlay.v1.CreateSubnetRequest
-	34, // 51: underlay.v1.IPAMService.ListSubnets:input_type -> underlay.v1.ListSubnetsRequest
-	36, // 52: underlay.v1.IPAMService.DeleteSubnet:input_type -> underlay.v1.DeleteSubnetRequest
-	38, // 53: underlay.v1.IPAMService.ListLeases:input_type -> underlay.v1.ListLeasesRequest
-	40, // 54: underlay.v1.IPAMService.CreateReservation:input_type -> underlay.v1.CreateReservationRequest
-	41, // 55: underlay.v1.IPAMService.ListReservations:input_type -> underlay.v1.ListReservationsRequest
-	43, // 56: underlay.v1.IPAMService.DeleteReservation:input_type -> underlay.v1.DeleteReservationRequest
-	2,  // 57: underlay.v1.ClusterService.Status:output_type -> underlay.v1.ClusterStatus
-	5,  // 58: underlay.v1.ClusterService.Members:output_type -> underlay.v1.MembersResponse
-	7,  // 59: underlay.v1.ClusterService.RemoveMember:output_type -> underlay.v1.RemoveMemberResponse
-	9,  // 60: underlay.v1.TokenService.Create:output_type -> underlay.v1.CreateTokenResponse
-	11, // 61: underlay.v1.TokenService.List:output_type -> underlay.v1.ListTokensResponse
-	13, // 62: underlay.v1.TokenService.Revoke:output_type -> underlay.v1.RevokeTokenResponse
-	15, // 63: underlay.v1.AccessService.CreateOperator:output_type -> underlay.v1.CreateOperatorResponse
-	17, // 64: underlay.v1.AccessService.ListOperators:output_type -> underlay.v1.ListOperatorsResponse
-	19, // 65: underlay.v1.AccessService.RevokeCert:output_type -> underlay.v1.RevokeCertResponse
-	21, // 66: underlay.v1.AccessService.ListRevocations:output_type -> underlay.v1.ListRevocationsResponse
-	23, // 67: underlay.v1.AccessService.WhoAmI:output_type -> underlay.v1.WhoAmIResponse
-	25, // 68: underlay.v1.MachineService.List:output_type -> underlay.v1.ListMachinesResponse
-	53, // 69: underlay.v1.MachineService.Get:output_type -> underlay.v1.Machine
-	58, // 70: underlay.v1.MachineService.GetInventory:output_type -> underlay.v1.Inventory
-	53, // 71: underlay.v1.MachineService.Label:output_type -> underlay.v1.Machine
-	29, // 72: underlay.v1.MachineService.Delete:output_type -> underlay.v1.DeleteMachineResponse
-	31, // 73: underlay.v1.MachineService.Events:output_type -> underlay.v1.MachineEventsResponse
-	54, // 74: underlay.v1.MachineService.Watch:output_type -> underlay.v1.Event
-	55, // 75: underlay.v1.IPAMService.CreateSubnet:output_type -> underlay.v1.Subnet
-	35, // 76: underlay.v1.IPAMService.ListSubnets:output_type -> underlay.v1.ListSubnetsResponse
-	37, // 77: underlay.v1.IPAMService.DeleteSubnet:output_type -> underlay.v1.DeleteSubnetResponse
-	39, // 78: underlay.v1.IPAMService.ListLeases:output_type -> underlay.v1.ListLeasesResponse
-	57, // 79: underlay.v1.IPAMService.CreateReservation:output_type -> underlay.v1.Reservation
-	42, // 80: underlay.v1.IPAMService.ListReservations:output_type -> underlay.v1.ListReservationsResponse
-	44, // 81: underlay.v1.IPAMService.DeleteReservation:output_type -> underlay.v1.DeleteReservationResponse
-	57, // [57:82] is the sub-list for method output_type
-	32, // [32:57] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	82, // 31: underlay.v1.ListReservationsResponse.reservations:type_name -> underlay.v1.Reservation
+	83, // 32: underlay.v1.ApplyDefinitionsRequest.definitions:type_name -> underlay.v1.Definition
+	46, // 33: underlay.v1.ApplyDefinitionsResponse.results:type_name -> underlay.v1.DefinitionChange
+	0,  // 34: underlay.v1.ListDefinitionsRequest.read:type_name -> underlay.v1.ReadOptions
+	83, // 35: underlay.v1.ListDefinitionsResponse.definitions:type_name -> underlay.v1.Definition
+	0,  // 36: underlay.v1.GetDefinitionRequest.read:type_name -> underlay.v1.ReadOptions
+	71, // 37: underlay.v1.SetParamsRequest.set:type_name -> underlay.v1.SetParamsRequest.SetEntry
+	0,  // 38: underlay.v1.ShowParamsRequest.read:type_name -> underlay.v1.ReadOptions
+	84, // 39: underlay.v1.ShowParamsResponse.params:type_name -> underlay.v1.ResolvedParam
+	0,  // 40: underlay.v1.GetPlanRequest.read:type_name -> underlay.v1.ReadOptions
+	0,  // 41: underlay.v1.ListJobsRequest.read:type_name -> underlay.v1.ReadOptions
+	85, // 42: underlay.v1.ListJobsResponse.jobs:type_name -> underlay.v1.Job
+	0,  // 43: underlay.v1.ListRoleStatusRequest.read:type_name -> underlay.v1.ReadOptions
+	86, // 44: underlay.v1.ListRoleStatusResponse.roles:type_name -> underlay.v1.RoleStatus
+	87, // 45: underlay.v1.SetParamsRequest.SetEntry.value:type_name -> underlay.v1.ParamValue
+	1,  // 46: underlay.v1.ClusterService.Status:input_type -> underlay.v1.ClusterStatusRequest
+	4,  // 47: underlay.v1.ClusterService.Members:input_type -> underlay.v1.MembersRequest
+	6,  // 48: underlay.v1.ClusterService.RemoveMember:input_type -> underlay.v1.RemoveMemberRequest
+	8,  // 49: underlay.v1.TokenService.Create:input_type -> underlay.v1.CreateTokenRequest
+	10, // 50: underlay.v1.TokenService.List:input_type -> underlay.v1.ListTokensRequest
+	12, // 51: underlay.v1.TokenService.Revoke:input_type -> underlay.v1.RevokeTokenRequest
+	14, // 52: underlay.v1.AccessService.CreateOperator:input_type -> underlay.v1.CreateOperatorRequest
+	16, // 53: underlay.v1.AccessService.ListOperators:input_type -> underlay.v1.ListOperatorsRequest
+	18, // 54: underlay.v1.AccessService.RevokeCert:input_type -> underlay.v1.RevokeCertRequest
+	20, // 55: underlay.v1.AccessService.ListRevocations:input_type -> underlay.v1.ListRevocationsRequest
+	22, // 56: underlay.v1.AccessService.WhoAmI:input_type -> underlay.v1.WhoAmIRequest
+	24, // 57: underlay.v1.MachineService.List:input_type -> underlay.v1.ListMachinesRequest
+	26, // 58: underlay.v1.MachineService.Get:input_type -> underlay.v1.GetMachineRequest
+	26, // 59: underlay.v1.MachineService.GetInventory:input_type -> underlay.v1.GetMachineRequest
+	27, // 60: underlay.v1.MachineService.Label:input_type -> underlay.v1.LabelMachineRequest
+	28, // 61: underlay.v1.MachineService.Delete:input_type -> underlay.v1.DeleteMachineRequest
+	30, // 62: underlay.v1.MachineService.Events:input_type -> underlay.v1.MachineEventsRequest
+	32, // 63: underlay.v1.MachineService.Watch:input_type -> underlay.v1.WatchRequest
+	33, // 64: underlay.v1.IPAMService.CreateSubnet:input_type -> underlay.v1.CreateSubnetRequest
+	34, // 65: underlay.v1.IPAMService.ListSubnets:input_type -> underlay.v1.ListSubnetsRequest
+	36, // 66: underlay.v1.IPAMService.DeleteSubnet:input_type -> underlay.v1.DeleteSubnetRequest
+	38, // 67: underlay.v1.IPAMService.ListLeases:input_type -> underlay.v1.ListLeasesRequest
+	40, // 68: underlay.v1.IPAMService.CreateReservation:input_type -> underlay.v1.CreateReservationRequest
+	41, // 69: underlay.v1.IPAMService.ListReservations:input_type -> underlay.v1.ListReservationsRequest
+	43, // 70: underlay.v1.IPAMService.DeleteReservation:input_type -> underlay.v1.DeleteReservationRequest
+	45, // 71: underlay.v1.ProvisionService.Apply:input_type -> underlay.v1.ApplyDefinitionsRequest
+	48, // 72: underlay.v1.ProvisionService.ListDefinitions:input_type -> underlay.v1.ListDefinitionsRequest
+	50, // 73: underlay.v1.ProvisionService.GetDefinition:input_type -> underlay.v1.GetDefinitionRequest
+	51, // 74: underlay.v1.ProvisionService.DeleteDefinition:input_type -> underlay.v1.DeleteDefinitionRequest
+	53, // 75: underlay.v1.ProvisionService.SetParams:input_type -> underlay.v1.SetParamsRequest
+	55, // 76: underlay.v1.ProvisionService.ShowParams:input_type -> underlay.v1.ShowParamsRequest
+	57, // 77: underlay.v1.ProvisionService.Assign:input_type -> underlay.v1.AssignRequest
+	58, // 78: underlay.v1.ProvisionService.GetPlan:input_type -> underlay.v1.GetPlanRequest
+	59, // 79: underlay.v1.ProvisionService.Retry:input_type -> underlay.v1.MachinePlanRequest
+	59, // 80: underlay.v1.ProvisionService.Cancel:input_type -> underlay.v1.MachinePlanRequest
+	59, // 81: underlay.v1.ProvisionService.Redeploy:input_type -> underlay.v1.MachinePlanRequest
+	60, // 82: underlay.v1.ProvisionService.ListJobs:input_type -> underlay.v1.ListJobsRequest
+	62, // 83: underlay.v1.ProvisionService.Logs:input_type -> underlay.v1.LogsRequest
+	63, // 84: underlay.v1.ProvisionService.ListRoleStatus:input_type -> underlay.v1.ListRoleStatusRequest
+	65, // 85: underlay.v1.ProvisionService.ResumeRole:input_type -> underlay.v1.ResumeRoleRequest
+	66, // 86: underlay.v1.PowerService.Power:input_type -> underlay.v1.PowerRequest
+	67, // 87: underlay.v1.PowerService.Boot:input_type -> underlay.v1.BootRequest
+	2,  // 88: underlay.v1.ClusterService.Status:output_type -> underlay.v1.ClusterStatus
+	5,  // 89: underlay.v1.ClusterService.Members:output_type -> underlay.v1.MembersResponse
+	7,  // 90: underlay.v1.ClusterService.RemoveMember:output_type -> underlay.v1.RemoveMemberResponse
+	9,  // 91: underlay.v1.TokenService.Create:output_type -> underlay.v1.CreateTokenResponse
+	11, // 92: underlay.v1.TokenService.List:output_type -> underlay.v1.ListTokensResponse
+	13, // 93: underlay.v1.TokenService.Revoke:output_type -> underlay.v1.RevokeTokenResponse
+	15, // 94: underlay.v1.AccessService.CreateOperator:output_type -> underlay.v1.CreateOperatorResponse
+	17, // 95: underlay.v1.AccessService.ListOperators:output_type -> underlay.v1.ListOperatorsResponse
+	19, // 96: underlay.v1.AccessService.RevokeCert:output_type -> underlay.v1.RevokeCertResponse
+	21, // 97: underlay.v1.AccessService.ListRevocations:output_type -> underlay.v1.ListRevocationsResponse
+	23, // 98: underlay.v1.AccessService.WhoAmI:output_type -> underlay.v1.WhoAmIResponse
+	25, // 99: underlay.v1.MachineService.List:output_type -> underlay.v1.ListMachinesResponse
+	78, // 100: underlay.v1.MachineService.Get:output_type -> underlay.v1.Machine
+	88, // 101: underlay.v1.MachineService.GetInventory:output_type -> underlay.v1.Inventory
+	78, // 102: underlay.v1.MachineService.Label:output_type -> underlay.v1.Machine
+	29, // 103: underlay.v1.MachineService.Delete:output_type -> underlay.v1.DeleteMachineResponse
+	31, // 104: underlay.v1.MachineService.Events:output_type -> underlay.v1.MachineEventsResponse
+	79, // 105: underlay.v1.MachineService.Watch:output_type -> underlay.v1.Event
+	80, // 106: underlay.v1.IPAMService.CreateSubnet:output_type -> underlay.v1.Subnet
+	35, // 107: underlay.v1.IPAMService.ListSubnets:output_type -> underlay.v1.ListSubnetsResponse
+	37, // 108: underlay.v1.IPAMService.DeleteSubnet:output_type -> underlay.v1.DeleteSubnetResponse
+	39, // 109: underlay.v1.IPAMService.ListLeases:output_type -> underlay.v1.ListLeasesResponse
+	82, // 110: underlay.v1.IPAMService.CreateReservation:output_type -> underlay.v1.Reservation
+	42, // 111: underlay.v1.IPAMService.ListReservations:output_type -> underlay.v1.ListReservationsResponse
+	44, // 112: underlay.v1.IPAMService.DeleteReservation:output_type -> underlay.v1.DeleteReservationResponse
+	47, // 113: underlay.v1.ProvisionService.Apply:output_type -> underlay.v1.ApplyDefinitionsResponse
+	49, // 114: underlay.v1.ProvisionService.ListDefinitions:output_type -> underlay.v1.ListDefinitionsResponse
+	83, // 115: underlay.v1.ProvisionService.GetDefinition:output_type -> underlay.v1.Definition
+	52, // 116: underlay.v1.ProvisionService.DeleteDefinition:output_type -> underlay.v1.DeleteDefinitionResponse
+	54, // 117: underlay.v1.ProvisionService.SetParams:output_type -> underlay.v1.SetParamsResponse
+	56, // 118: underlay.v1.ProvisionService.ShowParams:output_type -> underlay.v1.ShowParamsResponse
+	89, // 119: underlay.v1.ProvisionService.Assign:output_type -> underlay.v1.Plan
+	89, // 120: underlay.v1.ProvisionService.GetPlan:output_type -> underlay.v1.Plan
+	89, // 121: underlay.v1.ProvisionService.Retry:output_type -> underlay.v1.Plan
+	89, // 122: underlay.v1.ProvisionService.Cancel:output_type -> underlay.v1.Plan
+	89, // 123: underlay.v1.ProvisionService.Redeploy:output_type -> underlay.v1.Plan
+	61, // 124: underlay.v1.ProvisionService.ListJobs:output_type -> underlay.v1.ListJobsResponse
+	90, // 125: underlay.v1.ProvisionService.Logs:output_type -> underlay.v1.LogChunk
+	64, // 126: underlay.v1.ProvisionService.ListRoleStatus:output_type -> underlay.v1.ListRoleStatusResponse
+	86, // 127: underlay.v1.ProvisionService.ResumeRole:output_type -> underlay.v1.RoleStatus
+	68, // 128: underlay.v1.PowerService.Power:output_type -> underlay.v1.PowerResponse
+	68, // 129: underlay.v1.PowerService.Boot:output_type -> underlay.v1.PowerResponse
+	88, // [88:130] is the sub-list for method output_type
+	46, // [46:88] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_underlay_v1_operator_proto_init() }
@@ -2667,15 +4139,16 @@ func file_underlay_v1_operator_proto_init() {
 		return
 	}
 	file_underlay_v1_types_proto_init()
+	file_underlay_v1_provision_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_underlay_v1_operator_proto_rawDesc), len(file_underlay_v1_operator_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   47,
+			NumMessages:   72,
 			NumExtensions: 0,
-			NumServices:   5,
+			NumServices:   7,
 		},
 		GoTypes:           file_underlay_v1_operator_proto_goTypes,
 		DependencyIndexes: file_underlay_v1_operator_proto_depIdxs,

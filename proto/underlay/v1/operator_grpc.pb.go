@@ -1295,3 +1295,793 @@ var IPAMService_ServiceDesc = grpc.ServiceDesc{
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "underlay/v1/operator.proto",
 }
+
+const (
+	ProvisionService_Apply_FullMethodName            = "/underlay.v1.ProvisionService/Apply"
+	ProvisionService_ListDefinitions_FullMethodName  = "/underlay.v1.ProvisionService/ListDefinitions"
+	ProvisionService_GetDefinition_FullMethodName    = "/underlay.v1.ProvisionService/GetDefinition"
+	ProvisionService_DeleteDefinition_FullMethodName = "/underlay.v1.ProvisionService/DeleteDefinition"
+	ProvisionService_SetParams_FullMethodName        = "/underlay.v1.ProvisionService/SetParams"
+	ProvisionService_ShowParams_FullMethodName       = "/underlay.v1.ProvisionService/ShowParams"
+	ProvisionService_Assign_FullMethodName           = "/underlay.v1.ProvisionService/Assign"
+	ProvisionService_GetPlan_FullMethodName          = "/underlay.v1.ProvisionService/GetPlan"
+	ProvisionService_Retry_FullMethodName            = "/underlay.v1.ProvisionService/Retry"
+	ProvisionService_Cancel_FullMethodName           = "/underlay.v1.ProvisionService/Cancel"
+	ProvisionService_Redeploy_FullMethodName         = "/underlay.v1.ProvisionService/Redeploy"
+	ProvisionService_ListJobs_FullMethodName         = "/underlay.v1.ProvisionService/ListJobs"
+	ProvisionService_Logs_FullMethodName             = "/underlay.v1.ProvisionService/Logs"
+	ProvisionService_ListRoleStatus_FullMethodName   = "/underlay.v1.ProvisionService/ListRoleStatus"
+	ProvisionService_ResumeRole_FullMethodName       = "/underlay.v1.ProvisionService/ResumeRole"
+)
+
+// ProvisionServiceClient is the client API for ProvisionService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// ProvisionService holds definitions (tasks, roles, profiles, rules,
+// global params), assigns roles and runs plans.
+type ProvisionServiceClient interface {
+	Apply(ctx context.Context, in *ApplyDefinitionsRequest, opts ...grpc.CallOption) (*ApplyDefinitionsResponse, error)
+	ListDefinitions(ctx context.Context, in *ListDefinitionsRequest, opts ...grpc.CallOption) (*ListDefinitionsResponse, error)
+	GetDefinition(ctx context.Context, in *GetDefinitionRequest, opts ...grpc.CallOption) (*Definition, error)
+	DeleteDefinition(ctx context.Context, in *DeleteDefinitionRequest, opts ...grpc.CallOption) (*DeleteDefinitionResponse, error)
+	SetParams(ctx context.Context, in *SetParamsRequest, opts ...grpc.CallOption) (*SetParamsResponse, error)
+	ShowParams(ctx context.Context, in *ShowParamsRequest, opts ...grpc.CallOption) (*ShowParamsResponse, error)
+	Assign(ctx context.Context, in *AssignRequest, opts ...grpc.CallOption) (*Plan, error)
+	GetPlan(ctx context.Context, in *GetPlanRequest, opts ...grpc.CallOption) (*Plan, error)
+	Retry(ctx context.Context, in *MachinePlanRequest, opts ...grpc.CallOption) (*Plan, error)
+	Cancel(ctx context.Context, in *MachinePlanRequest, opts ...grpc.CallOption) (*Plan, error)
+	Redeploy(ctx context.Context, in *MachinePlanRequest, opts ...grpc.CallOption) (*Plan, error)
+	ListJobs(ctx context.Context, in *ListJobsRequest, opts ...grpc.CallOption) (*ListJobsResponse, error)
+	Logs(ctx context.Context, in *LogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LogChunk], error)
+	ListRoleStatus(ctx context.Context, in *ListRoleStatusRequest, opts ...grpc.CallOption) (*ListRoleStatusResponse, error)
+	ResumeRole(ctx context.Context, in *ResumeRoleRequest, opts ...grpc.CallOption) (*RoleStatus, error)
+}
+
+type provisionServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewProvisionServiceClient(cc grpc.ClientConnInterface) ProvisionServiceClient {
+	return &provisionServiceClient{cc}
+}
+
+func (c *provisionServiceClient) Apply(ctx context.Context, in *ApplyDefinitionsRequest, opts ...grpc.CallOption) (*ApplyDefinitionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ApplyDefinitionsResponse)
+	err := c.cc.Invoke(ctx, ProvisionService_Apply_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *provisionServiceClient) ListDefinitions(ctx context.Context, in *ListDefinitionsRequest, opts ...grpc.CallOption) (*ListDefinitionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListDefinitionsResponse)
+	err := c.cc.Invoke(ctx, ProvisionService_ListDefinitions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *provisionServiceClient) GetDefinition(ctx context.Context, in *GetDefinitionRequest, opts ...grpc.CallOption) (*Definition, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Definition)
+	err := c.cc.Invoke(ctx, ProvisionService_GetDefinition_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *provisionServiceClient) DeleteDefinition(ctx context.Context, in *DeleteDefinitionRequest, opts ...grpc.CallOption) (*DeleteDefinitionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteDefinitionResponse)
+	err := c.cc.Invoke(ctx, ProvisionService_DeleteDefinition_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *provisionServiceClient) SetParams(ctx context.Context, in *SetParamsRequest, opts ...grpc.CallOption) (*SetParamsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetParamsResponse)
+	err := c.cc.Invoke(ctx, ProvisionService_SetParams_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *provisionServiceClient) ShowParams(ctx context.Context, in *ShowParamsRequest, opts ...grpc.CallOption) (*ShowParamsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ShowParamsResponse)
+	err := c.cc.Invoke(ctx, ProvisionService_ShowParams_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *provisionServiceClient) Assign(ctx context.Context, in *AssignRequest, opts ...grpc.CallOption) (*Plan, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Plan)
+	err := c.cc.Invoke(ctx, ProvisionService_Assign_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *provisionServiceClient) GetPlan(ctx context.Context, in *GetPlanRequest, opts ...grpc.CallOption) (*Plan, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Plan)
+	err := c.cc.Invoke(ctx, ProvisionService_GetPlan_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *provisionServiceClient) Retry(ctx context.Context, in *MachinePlanRequest, opts ...grpc.CallOption) (*Plan, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Plan)
+	err := c.cc.Invoke(ctx, ProvisionService_Retry_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *provisionServiceClient) Cancel(ctx context.Context, in *MachinePlanRequest, opts ...grpc.CallOption) (*Plan, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Plan)
+	err := c.cc.Invoke(ctx, ProvisionService_Cancel_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *provisionServiceClient) Redeploy(ctx context.Context, in *MachinePlanRequest, opts ...grpc.CallOption) (*Plan, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Plan)
+	err := c.cc.Invoke(ctx, ProvisionService_Redeploy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *provisionServiceClient) ListJobs(ctx context.Context, in *ListJobsRequest, opts ...grpc.CallOption) (*ListJobsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListJobsResponse)
+	err := c.cc.Invoke(ctx, ProvisionService_ListJobs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *provisionServiceClient) Logs(ctx context.Context, in *LogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LogChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ProvisionService_ServiceDesc.Streams[0], ProvisionService_Logs_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[LogsRequest, LogChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ProvisionService_LogsClient = grpc.ServerStreamingClient[LogChunk]
+
+func (c *provisionServiceClient) ListRoleStatus(ctx context.Context, in *ListRoleStatusRequest, opts ...grpc.CallOption) (*ListRoleStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListRoleStatusResponse)
+	err := c.cc.Invoke(ctx, ProvisionService_ListRoleStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *provisionServiceClient) ResumeRole(ctx context.Context, in *ResumeRoleRequest, opts ...grpc.CallOption) (*RoleStatus, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RoleStatus)
+	err := c.cc.Invoke(ctx, ProvisionService_ResumeRole_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ProvisionServiceServer is the server API for ProvisionService service.
+// All implementations must embed UnimplementedProvisionServiceServer
+// for forward compatibility.
+//
+// ProvisionService holds definitions (tasks, roles, profiles, rules,
+// global params), assigns roles and runs plans.
+type ProvisionServiceServer interface {
+	Apply(context.Context, *ApplyDefinitionsRequest) (*ApplyDefinitionsResponse, error)
+	ListDefinitions(context.Context, *ListDefinitionsRequest) (*ListDefinitionsResponse, error)
+	GetDefinition(context.Context, *GetDefinitionRequest) (*Definition, error)
+	DeleteDefinition(context.Context, *DeleteDefinitionRequest) (*DeleteDefinitionResponse, error)
+	SetParams(context.Context, *SetParamsRequest) (*SetParamsResponse, error)
+	ShowParams(context.Context, *ShowParamsRequest) (*ShowParamsResponse, error)
+	Assign(context.Context, *AssignRequest) (*Plan, error)
+	GetPlan(context.Context, *GetPlanRequest) (*Plan, error)
+	Retry(context.Context, *MachinePlanRequest) (*Plan, error)
+	Cancel(context.Context, *MachinePlanRequest) (*Plan, error)
+	Redeploy(context.Context, *MachinePlanRequest) (*Plan, error)
+	ListJobs(context.Context, *ListJobsRequest) (*ListJobsResponse, error)
+	Logs(*LogsRequest, grpc.ServerStreamingServer[LogChunk]) error
+	ListRoleStatus(context.Context, *ListRoleStatusRequest) (*ListRoleStatusResponse, error)
+	ResumeRole(context.Context, *ResumeRoleRequest) (*RoleStatus, error)
+	mustEmbedUnimplementedProvisionServiceServer()
+}
+
+// UnimplementedProvisionServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedProvisionServiceServer struct{}
+
+func (UnimplementedProvisionServiceServer) Apply(context.Context, *ApplyDefinitionsRequest) (*ApplyDefinitionsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Apply not implemented")
+}
+func (UnimplementedProvisionServiceServer) ListDefinitions(context.Context, *ListDefinitionsRequest) (*ListDefinitionsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListDefinitions not implemented")
+}
+func (UnimplementedProvisionServiceServer) GetDefinition(context.Context, *GetDefinitionRequest) (*Definition, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetDefinition not implemented")
+}
+func (UnimplementedProvisionServiceServer) DeleteDefinition(context.Context, *DeleteDefinitionRequest) (*DeleteDefinitionResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DeleteDefinition not implemented")
+}
+func (UnimplementedProvisionServiceServer) SetParams(context.Context, *SetParamsRequest) (*SetParamsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SetParams not implemented")
+}
+func (UnimplementedProvisionServiceServer) ShowParams(context.Context, *ShowParamsRequest) (*ShowParamsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ShowParams not implemented")
+}
+func (UnimplementedProvisionServiceServer) Assign(context.Context, *AssignRequest) (*Plan, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Assign not implemented")
+}
+func (UnimplementedProvisionServiceServer) GetPlan(context.Context, *GetPlanRequest) (*Plan, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetPlan not implemented")
+}
+func (UnimplementedProvisionServiceServer) Retry(context.Context, *MachinePlanRequest) (*Plan, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Retry not implemented")
+}
+func (UnimplementedProvisionServiceServer) Cancel(context.Context, *MachinePlanRequest) (*Plan, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Cancel not implemented")
+}
+func (UnimplementedProvisionServiceServer) Redeploy(context.Context, *MachinePlanRequest) (*Plan, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Redeploy not implemented")
+}
+func (UnimplementedProvisionServiceServer) ListJobs(context.Context, *ListJobsRequest) (*ListJobsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListJobs not implemented")
+}
+func (UnimplementedProvisionServiceServer) Logs(*LogsRequest, grpc.ServerStreamingServer[LogChunk]) error {
+	return status.Errorf(codes.Unimplemented, "method Logs not implemented")
+}
+func (UnimplementedProvisionServiceServer) ListRoleStatus(context.Context, *ListRoleStatusRequest) (*ListRoleStatusResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListRoleStatus not implemented")
+}
+func (UnimplementedProvisionServiceServer) ResumeRole(context.Context, *ResumeRoleRequest) (*RoleStatus, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ResumeRole not implemented")
+}
+func (UnimplementedProvisionServiceServer) mustEmbedUnimplementedProvisionServiceServer() {}
+func (UnimplementedProvisionServiceServer) testEmbeddedByValue()                          {}
+
+// UnsafeProvisionServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to ProvisionServiceServer will
+// result in compilation errors.
+type UnsafeProvisionServiceServer interface {
+	mustEmbedUnimplementedProvisionServiceServer()
+}
+
+func RegisterProvisionServiceServer(s grpc.ServiceRegistrar, srv ProvisionServiceServer) {
+	// If the following call pancis, it indicates UnimplementedProvisionServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&ProvisionService_ServiceDesc, srv)
+}
+
+func _ProvisionService_Apply_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ApplyDefinitionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ProvisionServiceServer).Apply(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ProvisionService_Apply_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ProvisionServiceServer).Apply(ctx, req.(*ApplyDefinitionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ProvisionService_ListDefinitions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListDefinitionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ProvisionServiceServer).ListDefinitions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ProvisionService_ListDefinitions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ProvisionServiceServer).ListDefinitions(ctx, req.(*ListDefinitionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ProvisionService_GetDefinition_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetDefinitionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ProvisionServiceServer).GetDefinition(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ProvisionService_GetDefinition_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ProvisionServiceServer).GetDefinition(ctx, req.(*GetDefinitionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ProvisionService_DeleteDefinition_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteDefinitionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ProvisionServiceServer).DeleteDefinition(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ProvisionService_DeleteDefinition_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ProvisionServiceServer).DeleteDefinition(ctx, req.(*DeleteDefinitionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ProvisionService_SetParams_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetParamsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ProvisionServiceServer).SetParams(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ProvisionService_SetParams_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ProvisionServiceServer).SetParams(ctx, req.(*SetParamsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ProvisionService_ShowParams_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ShowParamsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ProvisionServiceServer).ShowParams(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ProvisionService_ShowParams_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ProvisionServiceServer).ShowParams(ctx, req.(*ShowParamsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ProvisionService_Assign_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AssignRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ProvisionServiceServer).Assign(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ProvisionService_Assign_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ProvisionServiceServer).Assign(ctx, req.(*AssignRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ProvisionService_GetPlan_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetPlanRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ProvisionServiceServer).GetPlan(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ProvisionService_GetPlan_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ProvisionServiceServer).GetPlan(ctx, req.(*GetPlanRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ProvisionService_Retry_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MachinePlanRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ProvisionServiceServer).Retry(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ProvisionService_Retry_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ProvisionServiceServer).Retry(ctx, req.(*MachinePlanRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ProvisionService_Cancel_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MachinePlanRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ProvisionServiceServer).Cancel(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ProvisionService_Cancel_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ProvisionServiceServer).Cancel(ctx, req.(*MachinePlanRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ProvisionService_Redeploy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MachinePlanRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ProvisionServiceServer).Redeploy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ProvisionService_Redeploy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ProvisionServiceServer).Redeploy(ctx, req.(*MachinePlanRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ProvisionService_ListJobs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListJobsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ProvisionServiceServer).ListJobs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ProvisionService_ListJobs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ProvisionServiceServer).ListJobs(ctx, req.(*ListJobsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ProvisionService_Logs_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(LogsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ProvisionServiceServer).Logs(m, &grpc.GenericServerStream[LogsRequest, LogChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ProvisionService_LogsServer = grpc.ServerStreamingServer[LogChunk]
+
+func _ProvisionService_ListRoleStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRoleStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ProvisionServiceServer).ListRoleStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ProvisionService_ListRoleStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ProvisionServiceServer).ListRoleStatus(ctx, req.(*ListRoleStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ProvisionService_ResumeRole_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResumeRoleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ProvisionServiceServer).ResumeRole(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ProvisionService_ResumeRole_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ProvisionServiceServer).ResumeRole(ctx, req.(*ResumeRoleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// ProvisionService_ServiceDesc is the grpc.ServiceDesc for ProvisionService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var ProvisionService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "underlay.v1.ProvisionService",
+	HandlerType: (*ProvisionServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Apply",
+			Handler:    _ProvisionService_Apply_Handler,
+		},
+		{
+			MethodName: "ListDefinitions",
+			Handler:    _ProvisionService_ListDefinitions_Handler,
+		},
+		{
+			MethodName: "GetDefinition",
+			Handler:    _ProvisionService_GetDefinition_Handler,
+		},
+		{
+			MethodName: "DeleteDefinition",
+			Handler:    _ProvisionService_DeleteDefinition_Handler,
+		},
+		{
+			MethodName: "SetParams",
+			Handler:    _ProvisionService_SetParams_Handler,
+		},
+		{
+			MethodName: "ShowParams",
+			Handler:    _ProvisionService_ShowParams_Handler,
+		},
+		{
+			MethodName: "Assign",
+			Handler:    _ProvisionService_Assign_Handler,
+		},
+		{
+			MethodName: "GetPlan",
+			Handler:    _ProvisionService_GetPlan_Handler,
+		},
+		{
+			MethodName: "Retry",
+			Handler:    _ProvisionService_Retry_Handler,
+		},
+		{
+			MethodName: "Cancel",
+			Handler:    _ProvisionService_Cancel_Handler,
+		},
+		{
+			MethodName: "Redeploy",
+			Handler:    _ProvisionService_Redeploy_Handler,
+		},
+		{
+			MethodName: "ListJobs",
+			Handler:    _ProvisionService_ListJobs_Handler,
+		},
+		{
+			MethodName: "ListRoleStatus",
+			Handler:    _ProvisionService_ListRoleStatus_Handler,
+		},
+		{
+			MethodName: "ResumeRole",
+			Handler:    _ProvisionService_ResumeRole_Handler,
+		},
+	},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Logs",
+			Handler:       _ProvisionService_Logs_Handler,
+			ServerStreams: true,
+		},
+	},
+	Metadata: "underlay/v1/operator.proto",
+}
+
+const (
+	PowerService_Power_FullMethodName = "/underlay.v1.PowerService/Power"
+	PowerService_Boot_FullMethodName  = "/underlay.v1.PowerService/Boot"
+)
+
+// PowerServiceClient is the client API for PowerService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// PowerService drives machines' BMCs (Redfish) with the BMC params of
+// each machine (bmc_address, bmc_username, bmc_password).
+type PowerServiceClient interface {
+	Power(ctx context.Context, in *PowerRequest, opts ...grpc.CallOption) (*PowerResponse, error)
+	Boot(ctx context.Context, in *BootRequest, opts ...grpc.CallOption) (*PowerResponse, error)
+}
+
+type powerServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewPowerServiceClient(cc grpc.ClientConnInterface) PowerServiceClient {
+	return &powerServiceClient{cc}
+}
+
+func (c *powerServiceClient) Power(ctx context.Context, in *PowerRequest, opts ...grpc.CallOption) (*PowerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PowerResponse)
+	err := c.cc.Invoke(ctx, PowerService_Power_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *powerServiceClient) Boot(ctx context.Context, in *BootRequest, opts ...grpc.CallOption) (*PowerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PowerResponse)
+	err := c.cc.Invoke(ctx, PowerService_Boot_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// PowerServiceServer is the server API for PowerService service.
+// All implementations must embed UnimplementedPowerServiceServer
+// for forward compatibility.
+//
+// PowerService drives machines' BMCs (Redfish) with the BMC params of
+// each machine (bmc_address, bmc_username, bmc_password).
+type PowerServiceServer interface {
+	Power(context.Context, *PowerRequest) (*PowerResponse, error)
+	Boot(context.Context, *BootRequest) (*PowerResponse, error)
+	mustEmbedUnimplementedPowerServiceServer()
+}
+
+// UnimplementedPowerServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedPowerServiceServer struct{}
+
+func (UnimplementedPowerServiceServer) Power(context.Context, *PowerRequest) (*PowerResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Power not implemented")
+}
+func (UnimplementedPowerServiceServer) Boot(context.Context, *BootRequest) (*PowerResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Boot not implemented")
+}
+func (UnimplementedPowerServiceServer) mustEmbedUnimplementedPowerServiceServer() {}
+func (UnimplementedPowerServiceServer) testEmbeddedByValue()                      {}
+
+// UnsafePowerServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to PowerServiceServer will
+// result in compilation errors.
+type UnsafePowerServiceServer interface {
+	mustEmbedUnimplementedPowerServiceServer()
+}
+
+func RegisterPowerServiceServer(s grpc.ServiceRegistrar, srv PowerServiceServer) {
+	// If the following call pancis, it indicates UnimplementedPowerServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&PowerService_ServiceDesc, srv)
+}
+
+func _PowerService_Power_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PowerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PowerServiceServer).Power(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PowerService_Power_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PowerServiceServer).Power(ctx, req.(*PowerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PowerService_Boot_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BootRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PowerServiceServer).Boot(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PowerService_Boot_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PowerServiceServer).Boot(ctx, req.(*BootRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// PowerService_ServiceDesc is the grpc.ServiceDesc for PowerService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var PowerService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "underlay.v1.PowerService",
+	HandlerType: (*PowerServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Power",
+			Handler:    _PowerService_Power_Handler,
+		},
+		{
+			MethodName: "Boot",
+			Handler:    _PowerService_Boot_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "underlay/v1/operator.proto",
+}

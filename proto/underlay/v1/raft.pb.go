@@ -121,6 +121,20 @@ type Command struct {
 	//	*Command_PutReservation
 	//	*Command_DeleteReservation
 	//	*Command_SetBootSettings
+	//	*Command_ApplyDefinitions
+	//	*Command_DeleteDefinition
+	//	*Command_SetParams
+	//	*Command_AssignRole
+	//	*Command_StartJob
+	//	*Command_SetStepWaiting
+	//	*Command_JobStarted
+	//	*Command_AppendJobLog
+	//	*Command_FinishJob
+	//	*Command_RetryPlan
+	//	*Command_CancelPlan
+	//	*Command_RedeployMachine
+	//	*Command_ResumeRole
+	//	*Command_ClassifyMachine
 	Cmd           isCommand_Cmd `protobuf_oneof:"cmd"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -384,6 +398,132 @@ func (x *Command) GetSetBootSettings() *SetBootSettings {
 	return nil
 }
 
+func (x *Command) GetApplyDefinitions() *ApplyDefinitions {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_ApplyDefinitions); ok {
+			return x.ApplyDefinitions
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetDeleteDefinition() *DeleteDefinition {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_DeleteDefinition); ok {
+			return x.DeleteDefinition
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetSetParams() *SetParams {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_SetParams); ok {
+			return x.SetParams
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetAssignRole() *AssignRole {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_AssignRole); ok {
+			return x.AssignRole
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetStartJob() *StartJob {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_StartJob); ok {
+			return x.StartJob
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetSetStepWaiting() *SetStepWaiting {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_SetStepWaiting); ok {
+			return x.SetStepWaiting
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetJobStarted() *JobStarted {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_JobStarted); ok {
+			return x.JobStarted
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetAppendJobLog() *AppendJobLog {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_AppendJobLog); ok {
+			return x.AppendJobLog
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetFinishJob() *FinishJob {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_FinishJob); ok {
+			return x.FinishJob
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetRetryPlan() *RetryPlan {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_RetryPlan); ok {
+			return x.RetryPlan
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetCancelPlan() *CancelPlan {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_CancelPlan); ok {
+			return x.CancelPlan
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetRedeployMachine() *RedeployMachine {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_RedeployMachine); ok {
+			return x.RedeployMachine
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetResumeRole() *ResumeRole {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_ResumeRole); ok {
+			return x.ResumeRole
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetClassifyMachine() *ClassifyMachine {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_ClassifyMachine); ok {
+			return x.ClassifyMachine
+		}
+	}
+	return nil
+}
+
 type isCommand_Cmd interface {
 	isCommand_Cmd()
 }
@@ -480,6 +620,62 @@ type Command_SetBootSettings struct {
 	SetBootSettings *SetBootSettings `protobuf:"bytes,37,opt,name=set_boot_settings,json=setBootSettings,proto3,oneof"`
 }
 
+type Command_ApplyDefinitions struct {
+	ApplyDefinitions *ApplyDefinitions `protobuf:"bytes,40,opt,name=apply_definitions,json=applyDefinitions,proto3,oneof"`
+}
+
+type Command_DeleteDefinition struct {
+	DeleteDefinition *DeleteDefinition `protobuf:"bytes,41,opt,name=delete_definition,json=deleteDefinition,proto3,oneof"`
+}
+
+type Command_SetParams struct {
+	SetParams *SetParams `protobuf:"bytes,42,opt,name=set_params,json=setParams,proto3,oneof"`
+}
+
+type Command_AssignRole struct {
+	AssignRole *AssignRole `protobuf:"bytes,43,opt,name=assign_role,json=assignRole,proto3,oneof"`
+}
+
+type Command_StartJob struct {
+	StartJob *StartJob `protobuf:"bytes,44,opt,name=start_job,json=startJob,proto3,oneof"`
+}
+
+type Command_SetStepWaiting struct {
+	SetStepWaiting *SetStepWaiting `protobuf:"bytes,45,opt,name=set_step_waiting,json=setStepWaiting,proto3,oneof"`
+}
+
+type Command_JobStarted struct {
+	JobStarted *JobStarted `protobuf:"bytes,46,opt,name=job_started,json=jobStarted,proto3,oneof"`
+}
+
+type Command_AppendJobLog struct {
+	AppendJobLog *AppendJobLog `protobuf:"bytes,47,opt,name=append_job_log,json=appendJobLog,proto3,oneof"`
+}
+
+type Command_FinishJob struct {
+	FinishJob *FinishJob `protobuf:"bytes,48,opt,name=finish_job,json=finishJob,proto3,oneof"`
+}
+
+type Command_RetryPlan struct {
+	RetryPlan *RetryPlan `protobuf:"bytes,49,opt,name=retry_plan,json=retryPlan,proto3,oneof"`
+}
+
+type Command_CancelPlan struct {
+	CancelPlan *CancelPlan `protobuf:"bytes,50,opt,name=cancel_plan,json=cancelPlan,proto3,oneof"`
+}
+
+type Command_RedeployMachine struct {
+	RedeployMachine *RedeployMachine `protobuf:"bytes,51,opt,name=redeploy_machine,json=redeployMachine,proto3,oneof"`
+}
+
+type Command_ResumeRole struct {
+	ResumeRole *ResumeRole `protobuf:"bytes,52,opt,name=resume_role,json=resumeRole,proto3,oneof"`
+}
+
+type Command_ClassifyMachine struct {
+	ClassifyMachine *ClassifyMachine `protobuf:"bytes,53,opt,name=classify_machine,json=classifyMachine,proto3,oneof"`
+}
+
 func (*Command_Bootstrap) isCommand_Cmd() {}
 
 func (*Command_RegisterNode) isCommand_Cmd() {}
@@ -525,6 +721,34 @@ func (*Command_PutReservation) isCommand_Cmd() {}
 func (*Command_DeleteReservation) isCommand_Cmd() {}
 
 func (*Command_SetBootSettings) isCommand_Cmd() {}
+
+func (*Command_ApplyDefinitions) isCommand_Cmd() {}
+
+func (*Command_DeleteDefinition) isCommand_Cmd() {}
+
+func (*Command_SetParams) isCommand_Cmd() {}
+
+func (*Command_AssignRole) isCommand_Cmd() {}
+
+func (*Command_StartJob) isCommand_Cmd() {}
+
+func (*Command_SetStepWaiting) isCommand_Cmd() {}
+
+func (*Command_JobStarted) isCommand_Cmd() {}
+
+func (*Command_AppendJobLog) isCommand_Cmd() {}
+
+func (*Command_FinishJob) isCommand_Cmd() {}
+
+func (*Command_RetryPlan) isCommand_Cmd() {}
+
+func (*Command_CancelPlan) isCommand_Cmd() {}
+
+func (*Command_RedeployMachine) isCommand_Cmd() {}
+
+func (*Command_ResumeRole) isCommand_Cmd() {}
+
+func (*Command_ClassifyMachine) isCommand_Cmd() {}
 
 // ApplyResult is what applying one Command produced.
 type ApplyResult struct {
@@ -1829,11 +2053,848 @@ func (x *SetBootSettings) GetSettings() *BootSettings {
 	return nil
 }
 
+// ApplyDefinitions creates or updates definitions, all or nothing: the
+// whole set is validated against the stored definitions first. A
+// definition whose content did not change keeps its version.
+type ApplyDefinitions struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Definitions   []*Definition          `protobuf:"bytes,1,rep,name=definitions,proto3" json:"definitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApplyDefinitions) Reset() {
+	*x = ApplyDefinitions{}
+	mi := &file_underlay_v1_raft_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApplyDefinitions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApplyDefinitions) ProtoMessage() {}
+
+func (x *ApplyDefinitions) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_raft_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApplyDefinitions.ProtoReflect.Descriptor instead.
+func (*ApplyDefinitions) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_raft_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ApplyDefinitions) GetDefinitions() []*Definition {
+	if x != nil {
+		return x.Definitions
+	}
+	return nil
+}
+
+// DeleteDefinition removes a definition nothing refers to any more.
+type DeleteDefinition struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// kind is task, role, profile or rule.
+	Kind          string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Name          string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteDefinition) Reset() {
+	*x = DeleteDefinition{}
+	mi := &file_underlay_v1_raft_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteDefinition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteDefinition) ProtoMessage() {}
+
+func (x *DeleteDefinition) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_raft_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteDefinition.ProtoReflect.Descriptor instead.
+func (*DeleteDefinition) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_raft_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *DeleteDefinition) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *DeleteDefinition) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// SetParams sets and removes params, globally (machine_id empty) or on a
+// machine, and attaches or detaches profiles of a machine.
+type SetParams struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	MachineId      string                 `protobuf:"bytes,1,opt,name=machine_id,json=machineId,proto3" json:"machine_id,omitempty"`
+	Set            map[string]*ParamValue `protobuf:"bytes,2,rep,name=set,proto3" json:"set,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Remove         []string               `protobuf:"bytes,3,rep,name=remove,proto3" json:"remove,omitempty"`
+	AddProfiles    []string               `protobuf:"bytes,4,rep,name=add_profiles,json=addProfiles,proto3" json:"add_profiles,omitempty"`
+	RemoveProfiles []string               `protobuf:"bytes,5,rep,name=remove_profiles,json=removeProfiles,proto3" json:"remove_profiles,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *SetParams) Reset() {
+	*x = SetParams{}
+	mi := &file_underlay_v1_raft_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetParams) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetParams) ProtoMessage() {}
+
+func (x *SetParams) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_raft_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetParams.ProtoReflect.Descriptor instead.
+func (*SetParams) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_raft_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *SetParams) GetMachineId() string {
+	if x != nil {
+		return x.MachineId
+	}
+	return ""
+}
+
+func (x *SetParams) GetSet() map[string]*ParamValue {
+	if x != nil {
+		return x.Set
+	}
+	return nil
+}
+
+func (x *SetParams) GetRemove() []string {
+	if x != nil {
+		return x.Remove
+	}
+	return nil
+}
+
+func (x *SetParams) GetAddProfiles() []string {
+	if x != nil {
+		return x.AddProfiles
+	}
+	return nil
+}
+
+func (x *SetParams) GetRemoveProfiles() []string {
+	if x != nil {
+		return x.RemoveProfiles
+	}
+	return nil
+}
+
+// AssignRole gives a machine a role: the FSM resolves the plan (hardware
+// steps against the inventory, then the role's tasks) and starts it.
+type AssignRole struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MachineId     string                 `protobuf:"bytes,1,opt,name=machine_id,json=machineId,proto3" json:"machine_id,omitempty"`
+	Role          string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AssignRole) Reset() {
+	*x = AssignRole{}
+	mi := &file_underlay_v1_raft_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AssignRole) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AssignRole) ProtoMessage() {}
+
+func (x *AssignRole) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_raft_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AssignRole.ProtoReflect.Descriptor instead.
+func (*AssignRole) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_raft_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *AssignRole) GetMachineId() string {
+	if x != nil {
+		return x.MachineId
+	}
+	return ""
+}
+
+func (x *AssignRole) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+// StartJob is the leader dispatching the current step of a plan.
+type StartJob struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MachineId     string                 `protobuf:"bytes,1,opt,name=machine_id,json=machineId,proto3" json:"machine_id,omitempty"`
+	Generation    uint64                 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	Step          int32                  `protobuf:"varint,3,opt,name=step,proto3" json:"step,omitempty"`
+	JobId         string                 `protobuf:"bytes,4,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartJob) Reset() {
+	*x = StartJob{}
+	mi := &file_underlay_v1_raft_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartJob) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartJob) ProtoMessage() {}
+
+func (x *StartJob) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_raft_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartJob.ProtoReflect.Descriptor instead.
+func (*StartJob) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_raft_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *StartJob) GetMachineId() string {
+	if x != nil {
+		return x.MachineId
+	}
+	return ""
+}
+
+func (x *StartJob) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *StartJob) GetStep() int32 {
+	if x != nil {
+		return x.Step
+	}
+	return 0
+}
+
+func (x *StartJob) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+// SetStepWaiting records why a runnable step is held back ("" clears it).
+type SetStepWaiting struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MachineId     string                 `protobuf:"bytes,1,opt,name=machine_id,json=machineId,proto3" json:"machine_id,omitempty"`
+	Generation    uint64                 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	Step          int32                  `protobuf:"varint,3,opt,name=step,proto3" json:"step,omitempty"`
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetStepWaiting) Reset() {
+	*x = SetStepWaiting{}
+	mi := &file_underlay_v1_raft_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetStepWaiting) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetStepWaiting) ProtoMessage() {}
+
+func (x *SetStepWaiting) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_raft_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetStepWaiting.ProtoReflect.Descriptor instead.
+func (*SetStepWaiting) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_raft_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *SetStepWaiting) GetMachineId() string {
+	if x != nil {
+		return x.MachineId
+	}
+	return ""
+}
+
+func (x *SetStepWaiting) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *SetStepWaiting) GetStep() int32 {
+	if x != nil {
+		return x.Step
+	}
+	return 0
+}
+
+func (x *SetStepWaiting) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// JobStarted records that the agent started a job.
+type JobStarted struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	NodeId        string                 `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobStarted) Reset() {
+	*x = JobStarted{}
+	mi := &file_underlay_v1_raft_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobStarted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobStarted) ProtoMessage() {}
+
+func (x *JobStarted) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_raft_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobStarted.ProtoReflect.Descriptor instead.
+func (*JobStarted) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_raft_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *JobStarted) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *JobStarted) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+// AppendJobLog stores output of jobs, up to the per-job cap.
+type AppendJobLog struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Chunks        []*LogChunk            `protobuf:"bytes,1,rep,name=chunks,proto3" json:"chunks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppendJobLog) Reset() {
+	*x = AppendJobLog{}
+	mi := &file_underlay_v1_raft_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppendJobLog) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppendJobLog) ProtoMessage() {}
+
+func (x *AppendJobLog) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_raft_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppendJobLog.ProtoReflect.Descriptor instead.
+func (*AppendJobLog) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_raft_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *AppendJobLog) GetChunks() []*LogChunk {
+	if x != nil {
+		return x.Chunks
+	}
+	return nil
+}
+
+// FinishJob records a job's result and advances (or fails) its plan.
+type FinishJob struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Success       bool                   `protobuf:"varint,2,opt,name=success,proto3" json:"success,omitempty"`
+	ExitCode      int32                  `protobuf:"varint,3,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	Error         string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	Outputs       []*Output              `protobuf:"bytes,5,rep,name=outputs,proto3" json:"outputs,omitempty"`
+	Reboot        bool                   `protobuf:"varint,6,opt,name=reboot,proto3" json:"reboot,omitempty"`
+	Cancelled     bool                   `protobuf:"varint,7,opt,name=cancelled,proto3" json:"cancelled,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FinishJob) Reset() {
+	*x = FinishJob{}
+	mi := &file_underlay_v1_raft_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FinishJob) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FinishJob) ProtoMessage() {}
+
+func (x *FinishJob) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_raft_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FinishJob.ProtoReflect.Descriptor instead.
+func (*FinishJob) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_raft_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *FinishJob) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *FinishJob) GetSuccess() bool {
+	if x != nil {
+		return x.Success
+	}
+	return false
+}
+
+func (x *FinishJob) GetExitCode() int32 {
+	if x != nil {
+		return x.ExitCode
+	}
+	return 0
+}
+
+func (x *FinishJob) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *FinishJob) GetOutputs() []*Output {
+	if x != nil {
+		return x.Outputs
+	}
+	return nil
+}
+
+func (x *FinishJob) GetReboot() bool {
+	if x != nil {
+		return x.Reboot
+	}
+	return false
+}
+
+func (x *FinishJob) GetCancelled() bool {
+	if x != nil {
+		return x.Cancelled
+	}
+	return false
+}
+
+// RetryPlan makes the failed or cancelled step of a plan runnable again.
+type RetryPlan struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MachineId     string                 `protobuf:"bytes,1,opt,name=machine_id,json=machineId,proto3" json:"machine_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryPlan) Reset() {
+	*x = RetryPlan{}
+	mi := &file_underlay_v1_raft_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryPlan) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryPlan) ProtoMessage() {}
+
+func (x *RetryPlan) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_raft_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryPlan.ProtoReflect.Descriptor instead.
+func (*RetryPlan) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_raft_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *RetryPlan) GetMachineId() string {
+	if x != nil {
+		return x.MachineId
+	}
+	return ""
+}
+
+// CancelPlan stops a plan: the running job is cancelled on the agent and
+// the plan ends cancelled.
+type CancelPlan struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MachineId     string                 `protobuf:"bytes,1,opt,name=machine_id,json=machineId,proto3" json:"machine_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelPlan) Reset() {
+	*x = CancelPlan{}
+	mi := &file_underlay_v1_raft_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelPlan) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelPlan) ProtoMessage() {}
+
+func (x *CancelPlan) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_raft_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelPlan.ProtoReflect.Descriptor instead.
+func (*CancelPlan) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_raft_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *CancelPlan) GetMachineId() string {
+	if x != nil {
+		return x.MachineId
+	}
+	return ""
+}
+
+func (x *CancelPlan) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// RedeployMachine wipes the machine and rebuilds its role from the start.
+type RedeployMachine struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MachineId     string                 `protobuf:"bytes,1,opt,name=machine_id,json=machineId,proto3" json:"machine_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RedeployMachine) Reset() {
+	*x = RedeployMachine{}
+	mi := &file_underlay_v1_raft_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RedeployMachine) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RedeployMachine) ProtoMessage() {}
+
+func (x *RedeployMachine) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_raft_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RedeployMachine.ProtoReflect.Descriptor instead.
+func (*RedeployMachine) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_raft_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *RedeployMachine) GetMachineId() string {
+	if x != nil {
+		return x.MachineId
+	}
+	return ""
+}
+
+// ResumeRole closes a role's tripped circuit breaker.
+type ResumeRole struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Role          string                 `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeRole) Reset() {
+	*x = ResumeRole{}
+	mi := &file_underlay_v1_raft_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeRole) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeRole) ProtoMessage() {}
+
+func (x *ResumeRole) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_raft_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeRole.ProtoReflect.Descriptor instead.
+func (*ResumeRole) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_raft_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ResumeRole) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+// ClassifyMachine records what the classification rules decided for one
+// inventory version of a machine.
+type ClassifyMachine struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	MachineId        string                 `protobuf:"bytes,1,opt,name=machine_id,json=machineId,proto3" json:"machine_id,omitempty"`
+	InventoryVersion uint64                 `protobuf:"varint,2,opt,name=inventory_version,json=inventoryVersion,proto3" json:"inventory_version,omitempty"`
+	Rules            []string               `protobuf:"bytes,3,rep,name=rules,proto3" json:"rules,omitempty"`
+	Labels           map[string]string      `protobuf:"bytes,4,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Profiles         []string               `protobuf:"bytes,5,rep,name=profiles,proto3" json:"profiles,omitempty"`
+	Role             string                 `protobuf:"bytes,6,opt,name=role,proto3" json:"role,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ClassifyMachine) Reset() {
+	*x = ClassifyMachine{}
+	mi := &file_underlay_v1_raft_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClassifyMachine) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClassifyMachine) ProtoMessage() {}
+
+func (x *ClassifyMachine) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_raft_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClassifyMachine.ProtoReflect.Descriptor instead.
+func (*ClassifyMachine) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_raft_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ClassifyMachine) GetMachineId() string {
+	if x != nil {
+		return x.MachineId
+	}
+	return ""
+}
+
+func (x *ClassifyMachine) GetInventoryVersion() uint64 {
+	if x != nil {
+		return x.InventoryVersion
+	}
+	return 0
+}
+
+func (x *ClassifyMachine) GetRules() []string {
+	if x != nil {
+		return x.Rules
+	}
+	return nil
+}
+
+func (x *ClassifyMachine) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *ClassifyMachine) GetProfiles() []string {
+	if x != nil {
+		return x.Profiles
+	}
+	return nil
+}
+
+func (x *ClassifyMachine) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
 var File_underlay_v1_raft_proto protoreflect.FileDescriptor
 
 const file_underlay_v1_raft_proto_rawDesc = "" +
 	"\n" +
-	"\x16underlay/v1/raft.proto\x12\vunderlay.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17underlay/v1/types.proto\"\xf1\f\n" +
+	"\x16underlay/v1/raft.proto\x12\vunderlay.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17underlay/v1/types.proto\x1a\x1bunderlay/v1/provision.proto\"\x80\x14\n" +
 	"\aCommand\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12=\n" +
@@ -1862,7 +2923,28 @@ const file_underlay_v1_raft_proto_rawDesc = "" +
 	"\rdecline_lease\x18\" \x01(\v2\x19.underlay.v1.DeclineLeaseH\x00R\fdeclineLease\x12F\n" +
 	"\x0fput_reservation\x18# \x01(\v2\x1b.underlay.v1.PutReservationH\x00R\x0eputReservation\x12O\n" +
 	"\x12delete_reservation\x18$ \x01(\v2\x1e.underlay.v1.DeleteReservationH\x00R\x11deleteReservation\x12J\n" +
-	"\x11set_boot_settings\x18% \x01(\v2\x1c.underlay.v1.SetBootSettingsH\x00R\x0fsetBootSettingsB\x05\n" +
+	"\x11set_boot_settings\x18% \x01(\v2\x1c.underlay.v1.SetBootSettingsH\x00R\x0fsetBootSettings\x12L\n" +
+	"\x11apply_definitions\x18( \x01(\v2\x1d.underlay.v1.ApplyDefinitionsH\x00R\x10applyDefinitions\x12L\n" +
+	"\x11delete_definition\x18) \x01(\v2\x1d.underlay.v1.DeleteDefinitionH\x00R\x10deleteDefinition\x127\n" +
+	"\n" +
+	"set_params\x18* \x01(\v2\x16.underlay.v1.SetParamsH\x00R\tsetParams\x12:\n" +
+	"\vassign_role\x18+ \x01(\v2\x17.underlay.v1.AssignRoleH\x00R\n" +
+	"assignRole\x124\n" +
+	"\tstart_job\x18, \x01(\v2\x15.underlay.v1.StartJobH\x00R\bstartJob\x12G\n" +
+	"\x10set_step_waiting\x18- \x01(\v2\x1b.underlay.v1.SetStepWaitingH\x00R\x0esetStepWaiting\x12:\n" +
+	"\vjob_started\x18. \x01(\v2\x17.underlay.v1.JobStartedH\x00R\n" +
+	"jobStarted\x12A\n" +
+	"\x0eappend_job_log\x18/ \x01(\v2\x19.underlay.v1.AppendJobLogH\x00R\fappendJobLog\x127\n" +
+	"\n" +
+	"finish_job\x180 \x01(\v2\x16.underlay.v1.FinishJobH\x00R\tfinishJob\x127\n" +
+	"\n" +
+	"retry_plan\x181 \x01(\v2\x16.underlay.v1.RetryPlanH\x00R\tretryPlan\x12:\n" +
+	"\vcancel_plan\x182 \x01(\v2\x17.underlay.v1.CancelPlanH\x00R\n" +
+	"cancelPlan\x12I\n" +
+	"\x10redeploy_machine\x183 \x01(\v2\x1c.underlay.v1.RedeployMachineH\x00R\x0fredeployMachine\x12:\n" +
+	"\vresume_role\x184 \x01(\v2\x17.underlay.v1.ResumeRoleH\x00R\n" +
+	"resumeRole\x12I\n" +
+	"\x10classify_machine\x185 \x01(\v2\x1c.underlay.v1.ClassifyMachineH\x00R\x0fclassifyMachineB\x05\n" +
 	"\x03cmd\"\x8f\x01\n" +
 	"\vApplyResult\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x125\n" +
@@ -1955,7 +3037,82 @@ const file_underlay_v1_raft_proto_rawDesc = "" +
 	"\x06subnet\x18\x01 \x01(\tR\x06subnet\x12\x10\n" +
 	"\x03mac\x18\x02 \x01(\tR\x03mac\"H\n" +
 	"\x0fSetBootSettings\x125\n" +
-	"\bsettings\x18\x01 \x01(\v2\x19.underlay.v1.BootSettingsR\bsettings*\xf0\x01\n" +
+	"\bsettings\x18\x01 \x01(\v2\x19.underlay.v1.BootSettingsR\bsettings\"M\n" +
+	"\x10ApplyDefinitions\x129\n" +
+	"\vdefinitions\x18\x01 \x03(\v2\x17.underlay.v1.DefinitionR\vdefinitions\":\n" +
+	"\x10DeleteDefinition\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"\x92\x02\n" +
+	"\tSetParams\x12\x1d\n" +
+	"\n" +
+	"machine_id\x18\x01 \x01(\tR\tmachineId\x121\n" +
+	"\x03set\x18\x02 \x03(\v2\x1f.underlay.v1.SetParams.SetEntryR\x03set\x12\x16\n" +
+	"\x06remove\x18\x03 \x03(\tR\x06remove\x12!\n" +
+	"\fadd_profiles\x18\x04 \x03(\tR\vaddProfiles\x12'\n" +
+	"\x0fremove_profiles\x18\x05 \x03(\tR\x0eremoveProfiles\x1aO\n" +
+	"\bSetEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12-\n" +
+	"\x05value\x18\x02 \x01(\v2\x17.underlay.v1.ParamValueR\x05value:\x028\x01\"?\n" +
+	"\n" +
+	"AssignRole\x12\x1d\n" +
+	"\n" +
+	"machine_id\x18\x01 \x01(\tR\tmachineId\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\"t\n" +
+	"\bStartJob\x12\x1d\n" +
+	"\n" +
+	"machine_id\x18\x01 \x01(\tR\tmachineId\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x02 \x01(\x04R\n" +
+	"generation\x12\x12\n" +
+	"\x04step\x18\x03 \x01(\x05R\x04step\x12\x15\n" +
+	"\x06job_id\x18\x04 \x01(\tR\x05jobId\"{\n" +
+	"\x0eSetStepWaiting\x12\x1d\n" +
+	"\n" +
+	"machine_id\x18\x01 \x01(\tR\tmachineId\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x02 \x01(\x04R\n" +
+	"generation\x12\x12\n" +
+	"\x04step\x18\x03 \x01(\x05R\x04step\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"<\n" +
+	"\n" +
+	"JobStarted\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\"=\n" +
+	"\fAppendJobLog\x12-\n" +
+	"\x06chunks\x18\x01 \x03(\v2\x15.underlay.v1.LogChunkR\x06chunks\"\xd4\x01\n" +
+	"\tFinishJob\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
+	"\asuccess\x18\x02 \x01(\bR\asuccess\x12\x1b\n" +
+	"\texit_code\x18\x03 \x01(\x05R\bexitCode\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\x12-\n" +
+	"\aoutputs\x18\x05 \x03(\v2\x13.underlay.v1.OutputR\aoutputs\x12\x16\n" +
+	"\x06reboot\x18\x06 \x01(\bR\x06reboot\x12\x1c\n" +
+	"\tcancelled\x18\a \x01(\bR\tcancelled\"*\n" +
+	"\tRetryPlan\x12\x1d\n" +
+	"\n" +
+	"machine_id\x18\x01 \x01(\tR\tmachineId\"C\n" +
+	"\n" +
+	"CancelPlan\x12\x1d\n" +
+	"\n" +
+	"machine_id\x18\x01 \x01(\tR\tmachineId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"0\n" +
+	"\x0fRedeployMachine\x12\x1d\n" +
+	"\n" +
+	"machine_id\x18\x01 \x01(\tR\tmachineId\" \n" +
+	"\n" +
+	"ResumeRole\x12\x12\n" +
+	"\x04role\x18\x01 \x01(\tR\x04role\"\xa0\x02\n" +
+	"\x0fClassifyMachine\x12\x1d\n" +
+	"\n" +
+	"machine_id\x18\x01 \x01(\tR\tmachineId\x12+\n" +
+	"\x11inventory_version\x18\x02 \x01(\x04R\x10inventoryVersion\x12\x14\n" +
+	"\x05rules\x18\x03 \x03(\tR\x05rules\x12@\n" +
+	"\x06labels\x18\x04 \x03(\v2(.underlay.v1.ClassifyMachine.LabelsEntryR\x06labels\x12\x1a\n" +
+	"\bprofiles\x18\x05 \x03(\tR\bprofiles\x12\x12\n" +
+	"\x04role\x18\x06 \x01(\tR\x04role\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*\xf0\x01\n" +
 	"\tErrorKind\x12\x13\n" +
 	"\x0fERROR_KIND_NONE\x10\x00\x12\x18\n" +
 	"\x14ERROR_KIND_NOT_FOUND\x10\x01\x12\x1d\n" +
@@ -1979,7 +3136,7 @@ func file_underlay_v1_raft_proto_rawDescGZIP() []byte {
 }
 
 var file_underlay_v1_raft_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_underlay_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_underlay_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_underlay_v1_raft_proto_goTypes = []any{
 	(ErrorKind)(0),                // 0: underlay.v1.ErrorKind
 	(*Command)(nil),               // 1: underlay.v1.Command
@@ -2007,24 +3164,44 @@ var file_underlay_v1_raft_proto_goTypes = []any{
 	(*PutReservation)(nil),        // 23: underlay.v1.PutReservation
 	(*DeleteReservation)(nil),     // 24: underlay.v1.DeleteReservation
 	(*SetBootSettings)(nil),       // 25: underlay.v1.SetBootSettings
-	nil,                           // 26: underlay.v1.SetMachineLabels.SetEntry
-	(*timestamppb.Timestamp)(nil), // 27: google.protobuf.Timestamp
-	(*CAState)(nil),               // 28: underlay.v1.CAState
-	(*Operator)(nil),              // 29: underlay.v1.Operator
-	(*NodeInfo)(nil),              // 30: underlay.v1.NodeInfo
-	(*Token)(nil),                 // 31: underlay.v1.Token
-	(TokenKind)(0),                // 32: underlay.v1.TokenKind
-	(*Revocation)(nil),            // 33: underlay.v1.Revocation
-	(*Issued)(nil),                // 34: underlay.v1.Issued
-	(*MachineIdentity)(nil),       // 35: underlay.v1.MachineIdentity
-	(*Inventory)(nil),             // 36: underlay.v1.Inventory
-	(MachineState)(0),             // 37: underlay.v1.MachineState
-	(*Subnet)(nil),                // 38: underlay.v1.Subnet
-	(*Reservation)(nil),           // 39: underlay.v1.Reservation
-	(*BootSettings)(nil),          // 40: underlay.v1.BootSettings
+	(*ApplyDefinitions)(nil),      // 26: underlay.v1.ApplyDefinitions
+	(*DeleteDefinition)(nil),      // 27: underlay.v1.DeleteDefinition
+	(*SetParams)(nil),             // 28: underlay.v1.SetParams
+	(*AssignRole)(nil),            // 29: underlay.v1.AssignRole
+	(*StartJob)(nil),              // 30: underlay.v1.StartJob
+	(*SetStepWaiting)(nil),        // 31: underlay.v1.SetStepWaiting
+	(*JobStarted)(nil),            // 32: underlay.v1.JobStarted
+	(*AppendJobLog)(nil),          // 33: underlay.v1.AppendJobLog
+	(*FinishJob)(nil),             // 34: underlay.v1.FinishJob
+	(*RetryPlan)(nil),             // 35: underlay.v1.RetryPlan
+	(*CancelPlan)(nil),            // 36: underlay.v1.CancelPlan
+	(*RedeployMachine)(nil),       // 37: underlay.v1.RedeployMachine
+	(*ResumeRole)(nil),            // 38: underlay.v1.ResumeRole
+	(*ClassifyMachine)(nil),       // 39: underlay.v1.ClassifyMachine
+	nil,                           // 40: underlay.v1.SetMachineLabels.SetEntry
+	nil,                           // 41: underlay.v1.SetParams.SetEntry
+	nil,                           // 42: underlay.v1.ClassifyMachine.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 43: google.protobuf.Timestamp
+	(*CAState)(nil),               // 44: underlay.v1.CAState
+	(*Operator)(nil),              // 45: underlay.v1.Operator
+	(*NodeInfo)(nil),              // 46: underlay.v1.NodeInfo
+	(*Token)(nil),                 // 47: underlay.v1.Token
+	(TokenKind)(0),                // 48: underlay.v1.TokenKind
+	(*Revocation)(nil),            // 49: underlay.v1.Revocation
+	(*Issued)(nil),                // 50: underlay.v1.Issued
+	(*MachineIdentity)(nil),       // 51: underlay.v1.MachineIdentity
+	(*Inventory)(nil),             // 52: underlay.v1.Inventory
+	(MachineState)(0),             // 53: underlay.v1.MachineState
+	(*Subnet)(nil),                // 54: underlay.v1.Subnet
+	(*Reservation)(nil),           // 55: underlay.v1.Reservation
+	(*BootSettings)(nil),          // 56: underlay.v1.BootSettings
+	(*Definition)(nil),            // 57: underlay.v1.Definition
+	(*LogChunk)(nil),              // 58: underlay.v1.LogChunk
+	(*Output)(nil),                // 59: underlay.v1.Output
+	(*ParamValue)(nil),            // 60: underlay.v1.ParamValue
 }
 var file_underlay_v1_raft_proto_depIdxs = []int32{
-	27, // 0: underlay.v1.Command.time:type_name -> google.protobuf.Timestamp
+	43, // 0: underlay.v1.Command.time:type_name -> google.protobuf.Timestamp
 	3,  // 1: underlay.v1.Command.bootstrap:type_name -> underlay.v1.BootstrapCluster
 	4,  // 2: underlay.v1.Command.register_node:type_name -> underlay.v1.RegisterNode
 	5,  // 3: underlay.v1.Command.deregister_node:type_name -> underlay.v1.DeregisterNode
@@ -2048,31 +3225,51 @@ var file_underlay_v1_raft_proto_depIdxs = []int32{
 	23, // 21: underlay.v1.Command.put_reservation:type_name -> underlay.v1.PutReservation
 	24, // 22: underlay.v1.Command.delete_reservation:type_name -> underlay.v1.DeleteReservation
 	25, // 23: underlay.v1.Command.set_boot_settings:type_name -> underlay.v1.SetBootSettings
-	0,  // 24: underlay.v1.ApplyResult.error_kind:type_name -> underlay.v1.ErrorKind
-	28, // 25: underlay.v1.BootstrapCluster.ca:type_name -> underlay.v1.CAState
-	29, // 26: underlay.v1.BootstrapCluster.admin:type_name -> underlay.v1.Operator
-	30, // 27: underlay.v1.BootstrapCluster.node:type_name -> underlay.v1.NodeInfo
-	30, // 28: underlay.v1.RegisterNode.node:type_name -> underlay.v1.NodeInfo
-	31, // 29: underlay.v1.CreateToken.token:type_name -> underlay.v1.Token
-	32, // 30: underlay.v1.UseToken.kinds:type_name -> underlay.v1.TokenKind
-	29, // 31: underlay.v1.CreateOperator.operator:type_name -> underlay.v1.Operator
-	33, // 32: underlay.v1.RevokeCert.revocation:type_name -> underlay.v1.Revocation
-	34, // 33: underlay.v1.RecordIssued.issued:type_name -> underlay.v1.Issued
-	8,  // 34: underlay.v1.EnrollMachine.token:type_name -> underlay.v1.UseToken
-	35, // 35: underlay.v1.EnrollMachine.identity:type_name -> underlay.v1.MachineIdentity
-	36, // 36: underlay.v1.EnrollMachine.inventory:type_name -> underlay.v1.Inventory
-	27, // 37: underlay.v1.EnrollMachine.cert_not_after:type_name -> google.protobuf.Timestamp
-	36, // 38: underlay.v1.UpdateInventory.inventory:type_name -> underlay.v1.Inventory
-	26, // 39: underlay.v1.SetMachineLabels.set:type_name -> underlay.v1.SetMachineLabels.SetEntry
-	37, // 40: underlay.v1.SetMachineState.state:type_name -> underlay.v1.MachineState
-	38, // 41: underlay.v1.PutSubnet.subnet:type_name -> underlay.v1.Subnet
-	39, // 42: underlay.v1.PutReservation.reservation:type_name -> underlay.v1.Reservation
-	40, // 43: underlay.v1.SetBootSettings.settings:type_name -> underlay.v1.BootSettings
-	44, // [44:44] is the sub-list for method output_type
-	44, // [44:44] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	26, // 24: underlay.v1.Command.apply_definitions:type_name -> underlay.v1.ApplyDefinitions
+	27, // 25: underlay.v1.Command.delete_definition:type_name -> underlay.v1.DeleteDefinition
+	28, // 26: underlay.v1.Command.set_params:type_name -> underlay.v1.SetParams
+	29, // 27: underlay.v1.Command.assign_role:type_name -> underlay.v1.AssignRole
+	30, // 28: underlay.v1.Command.start_job:type_name -> underlay.v1.StartJob
+	31, // 29: underlay.v1.Command.set_step_waiting:type_name -> underlay.v1.SetStepWaiting
+	32, // 30: underlay.v1.Command.job_started:type_name -> underlay.v1.JobStarted
+	33, // 31: underlay.v1.Command.append_job_log:type_name -> underlay.v1.AppendJobLog
+	34, // 32: underlay.v1.Command.finish_job:type_name -> underlay.v1.FinishJob
+	35, // 33: underlay.v1.Command.retry_plan:type_name -> underlay.v1.RetryPlan
+	36, // 34: underlay.v1.Command.cancel_plan:type_name -> underlay.v1.CancelPlan
+	37, // 35: underlay.v1.Command.redeploy_machine:type_name -> underlay.v1.RedeployMachine
+	38, // 36: underlay.v1.Command.resume_role:type_name -> underlay.v1.ResumeRole
+	39, // 37: underlay.v1.Command.classify_machine:type_name -> underlay.v1.ClassifyMachine
+	0,  // 38: underlay.v1.ApplyResult.error_kind:type_name -> underlay.v1.ErrorKind
+	44, // 39: underlay.v1.BootstrapCluster.ca:type_name -> underlay.v1.CAState
+	45, // 40: underlay.v1.BootstrapCluster.admin:type_name -> underlay.v1.Operator
+	46, // 41: underlay.v1.BootstrapCluster.node:type_name -> underlay.v1.NodeInfo
+	46, // 42: underlay.v1.RegisterNode.node:type_name -> underlay.v1.NodeInfo
+	47, // 43: underlay.v1.CreateToken.token:type_name -> underlay.v1.Token
+	48, // 44: underlay.v1.UseToken.kinds:type_name -> underlay.v1.TokenKind
+	45, // 45: underlay.v1.CreateOperator.operator:type_name -> underlay.v1.Operator
+	49, // 46: underlay.v1.RevokeCert.revocation:type_name -> underlay.v1.Revocation
+	50, // 47: underlay.v1.RecordIssued.issued:type_name -> underlay.v1.Issued
+	8,  // 48: underlay.v1.EnrollMachine.token:type_name -> underlay.v1.UseToken
+	51, // 49: underlay.v1.EnrollMachine.identity:type_name -> underlay.v1.MachineIdentity
+	52, // 50: underlay.v1.EnrollMachine.inventory:type_name -> underlay.v1.Inventory
+	43, // 51: underlay.v1.EnrollMachine.cert_not_after:type_name -> google.protobuf.Timestamp
+	52, // 52: underlay.v1.UpdateInventory.inventory:type_name -> underlay.v1.Inventory
+	40, // 53: underlay.v1.SetMachineLabels.set:type_name -> underlay.v1.SetMachineLabels.SetEntry
+	53, // 54: underlay.v1.SetMachineState.state:type_name -> underlay.v1.MachineState
+	54, // 55: underlay.v1.PutSubnet.subnet:type_name -> underlay.v1.Subnet
+	55, // 56: underlay.v1.PutReservation.reservation:type_name -> underlay.v1.Reservation
+	56, // 57: underlay.v1.SetBootSettings.settings:type_name -> underlay.v1.BootSettings
+	57, // 58: underlay.v1.ApplyDefinitions.definitions:type_name -> underlay.v1.Definition
+	41, // 59: underlay.v1.SetParams.set:type_name -> underlay.v1.SetParams.SetEntry
+	58, // 60: underlay.v1.AppendJobLog.chunks:type_name -> underlay.v1.LogChunk
+	59, // 61: underlay.v1.FinishJob.outputs:type_name -> underlay.v1.Output
+	42, // 62: underlay.v1.ClassifyMachine.labels:type_name -> underlay.v1.ClassifyMachine.LabelsEntry
+	60, // 63: underlay.v1.SetParams.SetEntry.value:type_name -> underlay.v1.ParamValue
+	64, // [64:64] is the sub-list for method output_type
+	64, // [64:64] is the sub-list for method input_type
+	64, // [64:64] is the sub-list for extension type_name
+	64, // [64:64] is the sub-list for extension extendee
+	0,  // [0:64] is the sub-list for field type_name
 }
 
 func init() { file_underlay_v1_raft_proto_init() }
@@ -2081,6 +3278,7 @@ func file_underlay_v1_raft_proto_init() {
 		return
 	}
 	file_underlay_v1_types_proto_init()
+	file_underlay_v1_provision_proto_init()
 	file_underlay_v1_raft_proto_msgTypes[0].OneofWrappers = []any{
 		(*Command_Bootstrap)(nil),
 		(*Command_RegisterNode)(nil),
@@ -2105,6 +3303,20 @@ func file_underlay_v1_raft_proto_init() {
 		(*Command_PutReservation)(nil),
 		(*Command_DeleteReservation)(nil),
 		(*Command_SetBootSettings)(nil),
+		(*Command_ApplyDefinitions)(nil),
+		(*Command_DeleteDefinition)(nil),
+		(*Command_SetParams)(nil),
+		(*Command_AssignRole)(nil),
+		(*Command_StartJob)(nil),
+		(*Command_SetStepWaiting)(nil),
+		(*Command_JobStarted)(nil),
+		(*Command_AppendJobLog)(nil),
+		(*Command_FinishJob)(nil),
+		(*Command_RetryPlan)(nil),
+		(*Command_CancelPlan)(nil),
+		(*Command_RedeployMachine)(nil),
+		(*Command_ResumeRole)(nil),
+		(*Command_ClassifyMachine)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2112,7 +3324,7 @@ func file_underlay_v1_raft_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_underlay_v1_raft_proto_rawDesc), len(file_underlay_v1_raft_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   26,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

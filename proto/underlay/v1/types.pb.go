@@ -830,12 +830,21 @@ type Machine struct {
 	LastSeen      *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
 	ConnectedNode string                 `protobuf:"bytes,13,opt,name=connected_node,json=connectedNode,proto3" json:"connected_node,omitempty"`
 	// conflicts lists machine IDs whose identity overlaps this one's.
-	Conflicts     []string `protobuf:"bytes,14,rep,name=conflicts,proto3" json:"conflicts,omitempty"`
-	EnrolledWith  string   `protobuf:"bytes,15,opt,name=enrolled_with,json=enrolledWith,proto3" json:"enrolled_with,omitempty"`
-	CreateIndex   uint64   `protobuf:"varint,16,opt,name=create_index,json=createIndex,proto3" json:"create_index,omitempty"`
-	ModifyIndex   uint64   `protobuf:"varint,17,opt,name=modify_index,json=modifyIndex,proto3" json:"modify_index,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Conflicts    []string `protobuf:"bytes,14,rep,name=conflicts,proto3" json:"conflicts,omitempty"`
+	EnrolledWith string   `protobuf:"bytes,15,opt,name=enrolled_with,json=enrolledWith,proto3" json:"enrolled_with,omitempty"`
+	CreateIndex  uint64   `protobuf:"varint,16,opt,name=create_index,json=createIndex,proto3" json:"create_index,omitempty"`
+	ModifyIndex  uint64   `protobuf:"varint,17,opt,name=modify_index,json=modifyIndex,proto3" json:"modify_index,omitempty"`
+	// profiles attached to the machine (by classification rules or by hand),
+	// in precedence order.
+	Profiles []string `protobuf:"bytes,18,rep,name=profiles,proto3" json:"profiles,omitempty"`
+	// params set on the machine itself.
+	Params map[string]*ParamValue `protobuf:"bytes,19,rep,name=params,proto3" json:"params,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// classified_version is the inventory version classification rules last
+	// ran against; classified_by names the rules that matched.
+	ClassifiedVersion uint64   `protobuf:"varint,20,opt,name=classified_version,json=classifiedVersion,proto3" json:"classified_version,omitempty"`
+	ClassifiedBy      []string `protobuf:"bytes,21,rep,name=classified_by,json=classifiedBy,proto3" json:"classified_by,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Machine) Reset() {
@@ -985,6 +994,34 @@ func (x *Machine) GetModifyIndex() uint64 {
 		return x.ModifyIndex
 	}
 	return 0
+}
+
+func (x *Machine) GetProfiles() []string {
+	if x != nil {
+		return x.Profiles
+	}
+	return nil
+}
+
+func (x *Machine) GetParams() map[string]*ParamValue {
+	if x != nil {
+		return x.Params
+	}
+	return nil
+}
+
+func (x *Machine) GetClassifiedVersion() uint64 {
+	if x != nil {
+		return x.ClassifiedVersion
+	}
+	return 0
+}
+
+func (x *Machine) GetClassifiedBy() []string {
+	if x != nil {
+		return x.ClassifiedBy
+	}
+	return nil
 }
 
 // Event is something that happened in the cluster.
@@ -2662,7 +2699,7 @@ var File_underlay_v1_types_proto protoreflect.FileDescriptor
 
 const file_underlay_v1_types_proto_rawDesc = "" +
 	"\n" +
-	"\x17underlay/v1/types.proto\x12\vunderlay.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa8\x03\n" +
+	"\x17underlay/v1/types.proto\x12\vunderlay.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bunderlay/v1/provision.proto\"\xa8\x03\n" +
 	"\x05Token\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12*\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x16.underlay.v1.TokenKindR\x04kind\x12\x1f\n" +
@@ -2724,7 +2761,7 @@ const file_underlay_v1_types_proto_rawDesc = "" +
 	"machine_id\x18\x01 \x01(\tR\tmachineId\x12\x12\n" +
 	"\x04uuid\x18\x02 \x01(\tR\x04uuid\x12\x18\n" +
 	"\aserials\x18\x03 \x03(\tR\aserials\x12\x12\n" +
-	"\x04macs\x18\x04 \x03(\tR\x04macs\"\xe4\x05\n" +
+	"\x04macs\x18\x04 \x03(\tR\x04macs\"\xe2\a\n" +
 	"\aMachine\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\bhostname\x18\x02 \x01(\tR\bhostname\x12/\n" +
@@ -2744,10 +2781,17 @@ const file_underlay_v1_types_proto_rawDesc = "" +
 	"\tconflicts\x18\x0e \x03(\tR\tconflicts\x12#\n" +
 	"\renrolled_with\x18\x0f \x01(\tR\fenrolledWith\x12!\n" +
 	"\fcreate_index\x18\x10 \x01(\x04R\vcreateIndex\x12!\n" +
-	"\fmodify_index\x18\x11 \x01(\x04R\vmodifyIndex\x1a9\n" +
+	"\fmodify_index\x18\x11 \x01(\x04R\vmodifyIndex\x12\x1a\n" +
+	"\bprofiles\x18\x12 \x03(\tR\bprofiles\x128\n" +
+	"\x06params\x18\x13 \x03(\v2 .underlay.v1.Machine.ParamsEntryR\x06params\x12-\n" +
+	"\x12classified_version\x18\x14 \x01(\x04R\x11classifiedVersion\x12#\n" +
+	"\rclassified_by\x18\x15 \x03(\tR\fclassifiedBy\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb0\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aR\n" +
+	"\vParamsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12-\n" +
+	"\x05value\x18\x02 \x01(\v2\x17.underlay.v1.ParamValueR\x05value:\x028\x01\"\xb0\x01\n" +
 	"\x05Event\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x12\n" +
@@ -2957,7 +3001,7 @@ func file_underlay_v1_types_proto_rawDescGZIP() []byte {
 }
 
 var file_underlay_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_underlay_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_underlay_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_underlay_v1_types_proto_goTypes = []any{
 	(TokenKind)(0),                // 0: underlay.v1.TokenKind
 	(OperatorRole)(0),             // 1: underlay.v1.OperatorRole
@@ -2988,46 +3032,50 @@ var file_underlay_v1_types_proto_goTypes = []any{
 	(*Reservation)(nil),           // 26: underlay.v1.Reservation
 	(*BootSettings)(nil),          // 27: underlay.v1.BootSettings
 	nil,                           // 28: underlay.v1.Machine.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 29: google.protobuf.Timestamp
+	nil,                           // 29: underlay.v1.Machine.ParamsEntry
+	(*timestamppb.Timestamp)(nil), // 30: google.protobuf.Timestamp
+	(*ParamValue)(nil),            // 31: underlay.v1.ParamValue
 }
 var file_underlay_v1_types_proto_depIdxs = []int32{
 	0,  // 0: underlay.v1.Token.kind:type_name -> underlay.v1.TokenKind
-	29, // 1: underlay.v1.Token.created:type_name -> google.protobuf.Timestamp
-	29, // 2: underlay.v1.Token.expires:type_name -> google.protobuf.Timestamp
+	30, // 1: underlay.v1.Token.created:type_name -> google.protobuf.Timestamp
+	30, // 2: underlay.v1.Token.expires:type_name -> google.protobuf.Timestamp
 	1,  // 3: underlay.v1.Operator.role:type_name -> underlay.v1.OperatorRole
-	29, // 4: underlay.v1.Operator.created:type_name -> google.protobuf.Timestamp
-	29, // 5: underlay.v1.Revocation.revoked_at:type_name -> google.protobuf.Timestamp
-	29, // 6: underlay.v1.Revocation.not_after:type_name -> google.protobuf.Timestamp
-	29, // 7: underlay.v1.NodeInfo.joined:type_name -> google.protobuf.Timestamp
-	29, // 8: underlay.v1.Issued.not_before:type_name -> google.protobuf.Timestamp
-	29, // 9: underlay.v1.Issued.not_after:type_name -> google.protobuf.Timestamp
+	30, // 4: underlay.v1.Operator.created:type_name -> google.protobuf.Timestamp
+	30, // 5: underlay.v1.Revocation.revoked_at:type_name -> google.protobuf.Timestamp
+	30, // 6: underlay.v1.Revocation.not_after:type_name -> google.protobuf.Timestamp
+	30, // 7: underlay.v1.NodeInfo.joined:type_name -> google.protobuf.Timestamp
+	30, // 8: underlay.v1.Issued.not_before:type_name -> google.protobuf.Timestamp
+	30, // 9: underlay.v1.Issued.not_after:type_name -> google.protobuf.Timestamp
 	2,  // 10: underlay.v1.Machine.state:type_name -> underlay.v1.MachineState
 	28, // 11: underlay.v1.Machine.labels:type_name -> underlay.v1.Machine.LabelsEntry
 	9,  // 12: underlay.v1.Machine.identity:type_name -> underlay.v1.MachineIdentity
-	29, // 13: underlay.v1.Machine.created:type_name -> google.protobuf.Timestamp
-	29, // 14: underlay.v1.Machine.updated:type_name -> google.protobuf.Timestamp
-	29, // 15: underlay.v1.Machine.last_seen:type_name -> google.protobuf.Timestamp
-	29, // 16: underlay.v1.Event.time:type_name -> google.protobuf.Timestamp
-	13, // 17: underlay.v1.Inventory.cpu:type_name -> underlay.v1.CPU
-	14, // 18: underlay.v1.Inventory.memory:type_name -> underlay.v1.Memory
-	16, // 19: underlay.v1.Inventory.disks:type_name -> underlay.v1.BlockDevice
-	18, // 20: underlay.v1.Inventory.nics:type_name -> underlay.v1.NIC
-	19, // 21: underlay.v1.Inventory.pci:type_name -> underlay.v1.PCIDevice
-	20, // 22: underlay.v1.Inventory.gpus:type_name -> underlay.v1.GPU
-	21, // 23: underlay.v1.Inventory.dmi:type_name -> underlay.v1.DMI
-	22, // 24: underlay.v1.Inventory.virtualization:type_name -> underlay.v1.Virtualization
-	29, // 25: underlay.v1.Inventory.collected:type_name -> google.protobuf.Timestamp
-	23, // 26: underlay.v1.Inventory.md_arrays:type_name -> underlay.v1.MDArray
-	15, // 27: underlay.v1.Memory.modules:type_name -> underlay.v1.MemoryModule
-	17, // 28: underlay.v1.BlockDevice.partitions:type_name -> underlay.v1.Partition
-	29, // 29: underlay.v1.Lease.expires:type_name -> google.protobuf.Timestamp
-	29, // 30: underlay.v1.Lease.created:type_name -> google.protobuf.Timestamp
-	29, // 31: underlay.v1.BootSettings.rotated:type_name -> google.protobuf.Timestamp
-	32, // [32:32] is the sub-list for method output_type
-	32, // [32:32] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	30, // 13: underlay.v1.Machine.created:type_name -> google.protobuf.Timestamp
+	30, // 14: underlay.v1.Machine.updated:type_name -> google.protobuf.Timestamp
+	30, // 15: underlay.v1.Machine.last_seen:type_name -> google.protobuf.Timestamp
+	29, // 16: underlay.v1.Machine.params:type_name -> underlay.v1.Machine.ParamsEntry
+	30, // 17: underlay.v1.Event.time:type_name -> google.protobuf.Timestamp
+	13, // 18: underlay.v1.Inventory.cpu:type_name -> underlay.v1.CPU
+	14, // 19: underlay.v1.Inventory.memory:type_name -> underlay.v1.Memory
+	16, // 20: underlay.v1.Inventory.disks:type_name -> underlay.v1.BlockDevice
+	18, // 21: underlay.v1.Inventory.nics:type_name -> underlay.v1.NIC
+	19, // 22: underlay.v1.Inventory.pci:type_name -> underlay.v1.PCIDevice
+	20, // 23: underlay.v1.Inventory.gpus:type_name -> underlay.v1.GPU
+	21, // 24: underlay.v1.Inventory.dmi:type_name -> underlay.v1.DMI
+	22, // 25: underlay.v1.Inventory.virtualization:type_name -> underlay.v1.Virtualization
+	30, // 26: underlay.v1.Inventory.collected:type_name -> google.protobuf.Timestamp
+	23, // 27: underlay.v1.Inventory.md_arrays:type_name -> underlay.v1.MDArray
+	15, // 28: underlay.v1.Memory.modules:type_name -> underlay.v1.MemoryModule
+	17, // 29: underlay.v1.BlockDevice.partitions:type_name -> underlay.v1.Partition
+	30, // 30: underlay.v1.Lease.expires:type_name -> google.protobuf.Timestamp
+	30, // 31: underlay.v1.Lease.created:type_name -> google.protobuf.Timestamp
+	30, // 32: underlay.v1.BootSettings.rotated:type_name -> google.protobuf.Timestamp
+	31, // 33: underlay.v1.Machine.ParamsEntry.value:type_name -> underlay.v1.ParamValue
+	34, // [34:34] is the sub-list for method output_type
+	34, // [34:34] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_underlay_v1_types_proto_init() }
@@ -3035,13 +3083,14 @@ func file_underlay_v1_types_proto_init() {
 	if File_underlay_v1_types_proto != nil {
 		return
 	}
+	file_underlay_v1_provision_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_underlay_v1_types_proto_rawDesc), len(file_underlay_v1_types_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   26,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
