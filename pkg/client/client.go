@@ -47,12 +47,14 @@ type Options struct {
 
 // Client holds one connection to the cluster and a stub per operator service.
 type Client struct {
-	Conn     *grpc.ClientConn
-	Cluster  underlayv1.ClusterServiceClient
-	Tokens   underlayv1.TokenServiceClient
-	Access   underlayv1.AccessServiceClient
-	Machines underlayv1.MachineServiceClient
-	IPAM     underlayv1.IPAMServiceClient
+	Conn      *grpc.ClientConn
+	Cluster   underlayv1.ClusterServiceClient
+	Tokens    underlayv1.TokenServiceClient
+	Access    underlayv1.AccessServiceClient
+	Machines  underlayv1.MachineServiceClient
+	IPAM      underlayv1.IPAMServiceClient
+	Provision underlayv1.ProvisionServiceClient
+	Power     underlayv1.PowerServiceClient
 }
 
 // New builds a client for o. It does not contact any server: connections are
@@ -91,12 +93,14 @@ func New(o Options) (*Client, error) {
 		return nil, fmt.Errorf("create grpc client: %w", err)
 	}
 	return &Client{
-		Conn:     conn,
-		Cluster:  underlayv1.NewClusterServiceClient(conn),
-		Tokens:   underlayv1.NewTokenServiceClient(conn),
-		Access:   underlayv1.NewAccessServiceClient(conn),
-		Machines: underlayv1.NewMachineServiceClient(conn),
-		IPAM:     underlayv1.NewIPAMServiceClient(conn),
+		Conn:      conn,
+		Cluster:   underlayv1.NewClusterServiceClient(conn),
+		Tokens:    underlayv1.NewTokenServiceClient(conn),
+		Access:    underlayv1.NewAccessServiceClient(conn),
+		Machines:  underlayv1.NewMachineServiceClient(conn),
+		IPAM:      underlayv1.NewIPAMServiceClient(conn),
+		Provision: underlayv1.NewProvisionServiceClient(conn),
+		Power:     underlayv1.NewPowerServiceClient(conn),
 	}, nil
 }
 
@@ -154,6 +158,12 @@ var idempotentReads = []struct{ service, method string }{
 	{underlayv1.MachineService_ServiceDesc.ServiceName, "Get"},
 	{underlayv1.MachineService_ServiceDesc.ServiceName, "GetInventory"},
 	{underlayv1.MachineService_ServiceDesc.ServiceName, "Events"},
+	{underlayv1.ProvisionService_ServiceDesc.ServiceName, "ListDefinitions"},
+	{underlayv1.ProvisionService_ServiceDesc.ServiceName, "GetDefinition"},
+	{underlayv1.ProvisionService_ServiceDesc.ServiceName, "ShowParams"},
+	{underlayv1.ProvisionService_ServiceDesc.ServiceName, "GetPlan"},
+	{underlayv1.ProvisionService_ServiceDesc.ServiceName, "ListJobs"},
+	{underlayv1.ProvisionService_ServiceDesc.ServiceName, "ListRoleStatus"},
 }
 
 // ServiceConfig returns the default gRPC service config: round_robin over all
