@@ -1253,7 +1253,9 @@ type JobResult struct {
 	Cancelled bool                   `protobuf:"varint,7,opt,name=cancelled,proto3" json:"cancelled,omitempty"`
 	Finished  *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=finished,proto3" json:"finished,omitempty"`
 	// log_bytes is the total size of the job's output.
-	LogBytes      uint64 `protobuf:"varint,9,opt,name=log_bytes,json=logBytes,proto3" json:"log_bytes,omitempty"`
+	LogBytes uint64 `protobuf:"varint,9,opt,name=log_bytes,json=logBytes,proto3" json:"log_bytes,omitempty"`
+	// skipped: the step does not apply to this machine (error says why).
+	Skipped       bool `protobuf:"varint,10,opt,name=skipped,proto3" json:"skipped,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1351,6 +1353,13 @@ func (x *JobResult) GetLogBytes() uint64 {
 	return 0
 }
 
+func (x *JobResult) GetSkipped() bool {
+	if x != nil {
+		return x.Skipped
+	}
+	return false
+}
+
 var File_underlay_v1_agent_proto protoreflect.FileDescriptor
 
 const file_underlay_v1_agent_proto_rawDesc = "" +
@@ -1443,7 +1452,7 @@ const file_underlay_v1_agent_proto_rawDesc = "" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x12\n" +
 	"\x04data\x18\x03 \x01(\fR\x04data\x12\x16\n" +
-	"\x06stream\x18\x04 \x01(\tR\x06stream\"\xa8\x02\n" +
+	"\x06stream\x18\x04 \x01(\tR\x06stream\"\xc2\x02\n" +
 	"\tJobResult\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\asuccess\x18\x02 \x01(\bR\asuccess\x12\x1b\n" +
@@ -1453,7 +1462,9 @@ const file_underlay_v1_agent_proto_rawDesc = "" +
 	"\x06reboot\x18\x06 \x01(\bR\x06reboot\x12\x1c\n" +
 	"\tcancelled\x18\a \x01(\bR\tcancelled\x126\n" +
 	"\bfinished\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bfinished\x12\x1b\n" +
-	"\tlog_bytes\x18\t \x01(\x04R\blogBytes2\xd7\x01\n" +
+	"\tlog_bytes\x18\t \x01(\x04R\blogBytes\x12\x18\n" +
+	"\askipped\x18\n" +
+	" \x01(\bR\askipped2\xd7\x01\n" +
 	"\fAgentService\x12A\n" +
 	"\x06Enroll\x12\x1a.underlay.v1.EnrollRequest\x1a\x1b.underlay.v1.EnrollResponse\x12>\n" +
 	"\x05Renew\x12\x19.underlay.v1.RenewRequest\x1a\x1a.underlay.v1.RenewResponse\x12D\n" +

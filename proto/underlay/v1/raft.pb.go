@@ -2524,14 +2524,16 @@ func (x *AppendJobLog) GetChunks() []*LogChunk {
 
 // FinishJob records a job's result and advances (or fails) its plan.
 type FinishJob struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Success       bool                   `protobuf:"varint,2,opt,name=success,proto3" json:"success,omitempty"`
-	ExitCode      int32                  `protobuf:"varint,3,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
-	Error         string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
-	Outputs       []*Output              `protobuf:"bytes,5,rep,name=outputs,proto3" json:"outputs,omitempty"`
-	Reboot        bool                   `protobuf:"varint,6,opt,name=reboot,proto3" json:"reboot,omitempty"`
-	Cancelled     bool                   `protobuf:"varint,7,opt,name=cancelled,proto3" json:"cancelled,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	JobId     string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Success   bool                   `protobuf:"varint,2,opt,name=success,proto3" json:"success,omitempty"`
+	ExitCode  int32                  `protobuf:"varint,3,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	Error     string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	Outputs   []*Output              `protobuf:"bytes,5,rep,name=outputs,proto3" json:"outputs,omitempty"`
+	Reboot    bool                   `protobuf:"varint,6,opt,name=reboot,proto3" json:"reboot,omitempty"`
+	Cancelled bool                   `protobuf:"varint,7,opt,name=cancelled,proto3" json:"cancelled,omitempty"`
+	// skipped: the step does not apply to the machine (error says why).
+	Skipped       bool `protobuf:"varint,8,opt,name=skipped,proto3" json:"skipped,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2611,6 +2613,13 @@ func (x *FinishJob) GetReboot() bool {
 func (x *FinishJob) GetCancelled() bool {
 	if x != nil {
 		return x.Cancelled
+	}
+	return false
+}
+
+func (x *FinishJob) GetSkipped() bool {
+	if x != nil {
+		return x.Skipped
 	}
 	return false
 }
@@ -3079,7 +3088,7 @@ const file_underlay_v1_raft_proto_rawDesc = "" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\"=\n" +
 	"\fAppendJobLog\x12-\n" +
-	"\x06chunks\x18\x01 \x03(\v2\x15.underlay.v1.LogChunkR\x06chunks\"\xd4\x01\n" +
+	"\x06chunks\x18\x01 \x03(\v2\x15.underlay.v1.LogChunkR\x06chunks\"\xee\x01\n" +
 	"\tFinishJob\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
 	"\asuccess\x18\x02 \x01(\bR\asuccess\x12\x1b\n" +
@@ -3087,7 +3096,8 @@ const file_underlay_v1_raft_proto_rawDesc = "" +
 	"\x05error\x18\x04 \x01(\tR\x05error\x12-\n" +
 	"\aoutputs\x18\x05 \x03(\v2\x13.underlay.v1.OutputR\aoutputs\x12\x16\n" +
 	"\x06reboot\x18\x06 \x01(\bR\x06reboot\x12\x1c\n" +
-	"\tcancelled\x18\a \x01(\bR\tcancelled\"*\n" +
+	"\tcancelled\x18\a \x01(\bR\tcancelled\x12\x18\n" +
+	"\askipped\x18\b \x01(\bR\askipped\"*\n" +
 	"\tRetryPlan\x12\x1d\n" +
 	"\n" +
 	"machine_id\x18\x01 \x01(\tR\tmachineId\"C\n" +
