@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	underlayv1 "underlay.dev/proto/underlay/v1"
 	"underlay.dev/server/internal/ca"
 	"underlay.dev/server/internal/fsm"
+	"underlay.dev/server/internal/seal"
 )
 
 const (
@@ -76,6 +78,12 @@ func (n *Node) bootstrap(ctx context.Context) error {
 	}
 	if err := mtls.WriteCreds(filepath.Join(n.cfg.DataDir, adminDir), authority.RootPEM(), adminCert, adminKey); err != nil {
 		return fmt.Errorf("write admin credentials: %w", err)
+	}
+	if n.sealKey, err = seal.NewKey(); err != nil {
+		return err
+	}
+	if err := seal.WriteKey(filepath.Join(n.cfg.DataDir, sealFile), n.sealKey); err != nil {
+		return err
 	}
 	if err := n.loadCreds(); err != nil {
 		return err
@@ -182,6 +190,13 @@ func (n *Node) join(ctx context.Context) error {
 	}
 	if err := mtls.WriteCreds(filepath.Join(n.cfg.DataDir, tlsDir), resp.GetCaPem(), resp.GetCertPem(), keyPEM); err != nil {
 		return fmt.Errorf("write node credentials: %w", err)
+	}
+	if len(resp.GetSealKey()) == 0 {
+		return errors.New("join: the cluster did not hand out its sealing key (is it running an older version?)")
+	}
+	n.sealKey = resp.GetSealKey()
+	if err := seal.WriteKey(filepath.Join(n.cfg.DataDir, sealFile), n.sealKey); err != nil {
+		return err
 	}
 	n.state = &state{ClusterID: resp.GetClusterId(), NodeID: n.id, Fingerprint: n.cfg.CAFingerprint}
 	if err := writeState(n.cfg.DataDir, n.state); err != nil {
@@ -290,6 +305,21 @@ func (n *Node) resume(ctx context.Context, st *state) error {
 	if err := n.loadCreds(); err != nil {
 		return err
 	}
+	keyPath := filepath.Join(n.cfg.DataDir, sealFile)
+	key, err := seal.LoadKey(keyPath)
+	if errors.Is(err, os.ErrNotExist) {
+		// A data directory from before secrets were sealed: make a key.
+		// In a cluster of several such nodes, copy one node's key to the
+		// others instead (docs/security.md).
+		n.log.Warn("no sealing key in the data directory; creating one", "path", keyPath)
+		if key, err = seal.NewKey(); err == nil {
+			err = seal.WriteKey(keyPath, key)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w: %w", keyPath, err, ErrDamaged)
+	}
+	n.sealKey = key
 	if err := checkCAPEM(n.caPEM, st.Fingerprint); err != nil {
 		return fmt.Errorf("%s: %w: %w", filepath.Join(n.cfg.DataDir, tlsDir, "ca.pem"), err, ErrDamaged)
 	}

@@ -15,7 +15,9 @@ import (
 //	admin/             the local admin operator's credentials (bootstrap node only)
 //	raft/raft.db       Raft log and stable store (bbolt)
 //	raft/snapshots/    Raft snapshots
+//	seal.key           the cluster's sealing key for secrets (never in Raft)
 const (
+	sealFile   = "seal.key"
 	stateFile  = "node.json"
 	tlsDir     = "tls"
 	adminDir   = "admin"

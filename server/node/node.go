@@ -28,7 +28,10 @@ import (
 	"underlay.dev/server/internal/cluster"
 	"underlay.dev/server/internal/fsm"
 	"underlay.dev/server/internal/metrics"
+	"underlay.dev/server/internal/orchestrate"
+	"underlay.dev/server/internal/plan"
 	"underlay.dev/server/internal/rpc"
+	"underlay.dev/server/internal/seal"
 	"underlay.dev/server/internal/store"
 )
 
@@ -103,6 +106,8 @@ type Node struct {
 	bootSrv   *http.Server
 	bootURL   string
 	apiAddr   string
+	sealKey   []byte
+	orch      *orchestrate.Orchestrator
 
 	stop    context.CancelFunc
 	done    chan struct{}
@@ -340,6 +345,22 @@ func (n *Node) start(bootstrap bool) error {
 		Version:      n.cfg.Version,
 		NodeCertTTL:  n.cfg.NodeCertTTL,
 		OfflineGrace: n.cfg.OfflineGrace,
+		SealKey:      n.sealKey,
+		DryRun:       f.DryRun,
+	})
+	var open plan.Opener
+	if sl, err := seal.New(n.sealKey); err == nil {
+		open = func(b []byte, purpose string) (string, error) {
+			pt, err := sl.Open(b, purpose)
+			return string(pt), err
+		}
+	}
+	n.orch = orchestrate.New(orchestrate.Config{
+		Cluster: cl,
+		Store:   n.store,
+		Log:     n.log.With("component", "orchestrate"),
+		Metrics: n.metrics,
+		Open:    open,
 	})
 	n.grpc = grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(mtls.ServerConfig(n.certs.Get, roots))),
@@ -372,10 +393,14 @@ func (n *Node) start(bootstrap bool) error {
 	if err := n.startBoot(ctx); err != nil {
 		return err
 	}
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go func() {
 		defer n.wg.Done()
 		n.renewLoop(ctx)
+	}()
+	go func() {
+		defer n.wg.Done()
+		n.orch.Run(ctx)
 	}()
 	go func() {
 		defer n.wg.Done()

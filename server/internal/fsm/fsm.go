@@ -104,7 +104,7 @@ func (f *FSM) DryRun(cmd *underlayv1.Command) (string, error) {
 	var id string
 	err := f.store.Update(math.MaxUint64, cmd.GetTime().AsTime(), cmd.GetActor(), func(tx *store.Tx) error {
 		var err error
-		if id, err = applyTx(tx, cmd); err != nil {
+		if id, err = f.applyTx(tx, cmd); err != nil {
 			return err
 		}
 		return errDryRun
@@ -131,14 +131,14 @@ func (f *FSM) apply(idx uint64, cmd *underlayv1.Command) (string, error) {
 	var id string
 	err := f.store.Update(idx, now, cmd.GetActor(), func(tx *store.Tx) error {
 		var err error
-		id, err = applyTx(tx, cmd)
+		id, err = f.applyTx(tx, cmd)
 		return err
 	})
 	return id, err
 }
 
 // applyTx dispatches one command inside a store transaction.
-func applyTx(tx *store.Tx, cmd *underlayv1.Command) (string, error) {
+func (f *FSM) applyTx(tx *store.Tx, cmd *underlayv1.Command) (string, error) {
 	switch c := cmd.GetCmd().(type) {
 	case *underlayv1.Command_Bootstrap:
 		return bootstrap(tx, c.Bootstrap)
@@ -186,6 +186,34 @@ func applyTx(tx *store.Tx, cmd *underlayv1.Command) (string, error) {
 		return deleteReservation(tx, c.DeleteReservation)
 	case *underlayv1.Command_SetBootSettings:
 		return setBootSettings(tx, c.SetBootSettings)
+	case *underlayv1.Command_ApplyDefinitions:
+		return applyDefinitions(tx, c.ApplyDefinitions)
+	case *underlayv1.Command_DeleteDefinition:
+		return deleteDefinition(tx, c.DeleteDefinition)
+	case *underlayv1.Command_SetParams:
+		return setParams(tx, c.SetParams)
+	case *underlayv1.Command_AssignRole:
+		return f.assignRole(tx, c.AssignRole)
+	case *underlayv1.Command_StartJob:
+		return startJob(tx, c.StartJob)
+	case *underlayv1.Command_SetStepWaiting:
+		return setStepWaiting(tx, c.SetStepWaiting)
+	case *underlayv1.Command_JobStarted:
+		return jobStarted(tx, c.JobStarted)
+	case *underlayv1.Command_AppendJobLog:
+		return appendJobLog(tx, c.AppendJobLog)
+	case *underlayv1.Command_FinishJob:
+		return finishJob(tx, c.FinishJob)
+	case *underlayv1.Command_RetryPlan:
+		return retryPlan(tx, f, c.RetryPlan)
+	case *underlayv1.Command_CancelPlan:
+		return cancelPlan(tx, c.CancelPlan)
+	case *underlayv1.Command_RedeployMachine:
+		return f.redeploy(tx, c.RedeployMachine)
+	case *underlayv1.Command_ResumeRole:
+		return resumeRole(tx, c.ResumeRole)
+	case *underlayv1.Command_ClassifyMachine:
+		return f.classify(tx, c.ClassifyMachine)
 	default:
 		return "", fmt.Errorf("unknown command %T: %w", c, ErrUnknownCommand)
 	}

@@ -188,6 +188,9 @@ func deleteMachine(tx *store.Tx, d *underlayv1.DeleteMachine) (string, error) {
 	if err := tx.DeleteMachine(id); err != nil {
 		return "", err
 	}
+	if err := tx.DeletePlan(id); err != nil {
+		return "", err
+	}
 	subject := machine.Subject(id)
 	issued := tx.IssuedTo(subject)
 	if m.GetCertSerial() != "" && !slices.ContainsFunc(issued, func(i *underlayv1.Issued) bool { return i.GetSerial() == m.GetCertSerial() }) {

@@ -134,3 +134,33 @@ func ParseState(name string) (underlayv1.MachineState, error) {
 	}
 	return underlayv1.MachineState(v), nil
 }
+
+// Path returns the shortest sequence of legal transitions that takes a
+// machine from from to to (not including from), and false when there is
+// none. From a state to itself the path is empty.
+func Path(from, to underlayv1.MachineState) ([]underlayv1.MachineState, bool) {
+	if from == to {
+		return nil, known(from)
+	}
+	prev := map[underlayv1.MachineState]underlayv1.MachineState{from: from}
+	queue := []underlayv1.MachineState{from}
+	for len(queue) > 0 {
+		cur := queue[0]
+		queue = queue[1:]
+		for _, next := range States() {
+			if _, seen := prev[next]; seen || Transition(cur, next) != nil {
+				continue
+			}
+			prev[next] = cur
+			if next == to {
+				var path []underlayv1.MachineState
+				for s := to; s != from; s = prev[s] {
+					path = append([]underlayv1.MachineState{s}, path...)
+				}
+				return path, true
+			}
+			queue = append(queue, next)
+		}
+	}
+	return nil, false
+}

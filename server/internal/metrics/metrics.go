@@ -15,6 +15,13 @@ type Metrics struct {
 	ApplyDuration   prometheus.Histogram
 	AgentsConnected prometheus.Gauge
 	Enrollments     *prometheus.CounterVec
+	// Provisioning.
+	JobsDispatched   prometheus.Counter
+	JobsFinished     *prometheus.CounterVec
+	DispatchLatency  prometheus.Histogram
+	StepsWaiting     prometheus.Gauge
+	PlansRunning     prometheus.Gauge
+	OrchestratorPass prometheus.Histogram
 }
 
 // RaftSource reports Raft state for the scrape-time gauges.
@@ -54,6 +61,33 @@ func New() *Metrics {
 			Help: "Enrollment attempts by result.",
 		}, []string{"result"}),
 	}
+	m.JobsDispatched = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "underlay_jobs_dispatched_total",
+		Help: "Jobs this node dispatched as the leader.",
+	})
+	m.JobsFinished = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "underlay_jobs_finished_total",
+		Help: "Job results this node received from agents, by result (succeeded, failed, cancelled, skipped).",
+	}, []string{"result"})
+	m.DispatchLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "underlay_job_dispatch_latency_seconds",
+		Help:    "Time from a step becoming runnable to its agent starting it, for jobs delivered by this node.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+	})
+	m.StepsWaiting = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "underlay_steps_waiting",
+		Help: "Runnable steps held back (links, params, paused roles, offline machines), as the leader last counted.",
+	})
+	m.PlansRunning = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "underlay_plans_running",
+		Help: "Plans running, as the leader last counted.",
+	})
+	m.OrchestratorPass = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "underlay_orchestrator_pass_seconds",
+		Help:    "Duration of one pass of the leader's orchestrator over the running plans.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+	})
+	reg.MustRegister(m.JobsDispatched, m.JobsFinished, m.DispatchLatency, m.StepsWaiting, m.PlansRunning, m.OrchestratorPass)
 	reg.MustRegister(m.GRPCRequests, m.GRPCDuration, m.ApplyDuration, m.AgentsConnected, m.Enrollments,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

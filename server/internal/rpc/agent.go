@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -195,8 +196,9 @@ func (s *agentService) Session(stream underlayv1.AgentService_SessionServer) err
 			s.metrics.AgentsConnected.Set(float64(s.presence.count()))
 		}
 	}()
-	s.log.Info("agent connected", "machine_id", id, "agent_version", first.GetHello().GetAgentVersion())
-	if err := stream.Send(&underlayv1.ServerMessage{Msg: &underlayv1.ServerMessage_Welcome{Welcome: &underlayv1.Welcome{
+	s.log.Info("agent connected", "machine_id", id, "agent_version", first.GetHello().GetAgentVersion(), "running_job", first.GetHello().GetRunningJob())
+	out := &sender{stream: stream}
+	if err := out.send(&underlayv1.ServerMessage{Msg: &underlayv1.ServerMessage_Welcome{Welcome: &underlayv1.Welcome{
 		NodeId:           s.cluster.ID(),
 		Servers:          s.serverAddrs(),
 		HeartbeatSeconds: int64(s.heartbeat / time.Second),
@@ -204,6 +206,13 @@ func (s *agentService) Session(stream underlayv1.AgentService_SessionServer) err
 	}}}); err != nil {
 		return err
 	}
+	jobEvents := make(chan jobEvent, 256)
+	var workers sync.WaitGroup
+	workers.Add(2)
+	go func() { defer workers.Done(); s.writer(ctx, id, jobEvents, out) }()
+	go func() { defer workers.Done(); s.deliver(ctx, id, out) }()
+	defer workers.Wait()
+	defer cancel()
 	// Presence goes through Raft without holding up the Welcome: when a
 	// node dies, its agents all reconnect at once, and each waiting for
 	// its own write made the last one wait for all of them. If the write
@@ -215,7 +224,7 @@ func (s *agentService) Session(stream underlayv1.AgentService_SessionServer) err
 	}()
 	_, invVersion, _ := s.store.Inventory(id)
 	if invVersion == 0 || first.GetHello().GetInventoryHash() == "" {
-		if err := stream.Send(&underlayv1.ServerMessage{Msg: &underlayv1.ServerMessage_InventoryRequest{InventoryRequest: &underlayv1.InventoryRequest{}}}); err != nil {
+		if err := out.send(&underlayv1.ServerMessage{Msg: &underlayv1.ServerMessage_InventoryRequest{InventoryRequest: &underlayv1.InventoryRequest{}}}); err != nil {
 			return err
 		}
 	}
@@ -237,7 +246,7 @@ func (s *agentService) Session(stream underlayv1.AgentService_SessionServer) err
 		s.presence.seen(sess, s.now())
 		switch x := msg.GetMsg().(type) {
 		case *underlayv1.AgentMessage_Heartbeat:
-			if err := stream.Send(&underlayv1.ServerMessage{Msg: &underlayv1.ServerMessage_HeartbeatAck{HeartbeatAck: &underlayv1.HeartbeatAck{
+			if err := out.send(&underlayv1.ServerMessage{Msg: &underlayv1.ServerMessage_HeartbeatAck{HeartbeatAck: &underlayv1.HeartbeatAck{
 				Seq: x.Heartbeat.GetSeq(), Sent: x.Heartbeat.GetSent(),
 			}}}); err != nil {
 				return err
@@ -258,7 +267,30 @@ func (s *agentService) Session(stream underlayv1.AgentService_SessionServer) err
 			if err != nil {
 				s.log.Warn("inventory update", "machine_id", id, "err", err)
 			}
+		case *underlayv1.AgentMessage_JobStarted:
+			if !queueJobEvent(ctx, jobEvents, jobEvent{started: x.JobStarted}) {
+				return nil
+			}
+		case *underlayv1.AgentMessage_JobLog:
+			if !queueJobEvent(ctx, jobEvents, jobEvent{log: x.JobLog}) {
+				return nil
+			}
+		case *underlayv1.AgentMessage_JobResult:
+			if !queueJobEvent(ctx, jobEvents, jobEvent{result: x.JobResult}) {
+				return nil
+			}
 		case *underlayv1.AgentMessage_Hello:
 		}
+	}
+}
+
+// queueJobEvent hands a job message to the session's writer; it blocks
+// while the writer is behind (back-pressure on the agent's stream).
+func queueJobEvent(ctx context.Context, ch chan<- jobEvent, ev jobEvent) bool {
+	select {
+	case ch <- ev:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }

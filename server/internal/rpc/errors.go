@@ -19,6 +19,7 @@ import (
 var (
 	errNotFound        = errors.New("not found")
 	errUnauthenticated = errors.New("unauthenticated")
+	errPrecondition    = errors.New("failed precondition")
 )
 
 func invalidf(format string, a ...any) error {
@@ -56,7 +57,7 @@ func toStatus(err error) error {
 		code = codes.Unauthenticated
 	case errors.Is(err, fsm.ErrPermission):
 		code = codes.PermissionDenied
-	case errors.Is(err, store.ErrPrecondition), errors.Is(err, machine.ErrIllegalTransition):
+	case errors.Is(err, store.ErrPrecondition), errors.Is(err, machine.ErrIllegalTransition), errors.Is(err, errPrecondition):
 		code = codes.FailedPrecondition
 	case errors.Is(err, cluster.ErrNotLeader):
 		// Peers.Apply relies on this code and message to retry elsewhere.

@@ -77,7 +77,7 @@ func (s *nodeService) Join(ctx context.Context, req *underlayv1.JoinRequest) (*u
 		return nil, toStatus(err)
 	}
 	s.log.Info("node certificate issued", "node_id", req.GetNodeId(), "serial", signed.Serial)
-	return &underlayv1.JoinResponse{ClusterId: s.store.ClusterID(), CertPem: signed.CertPEM, CaPem: c.RootPEM()}, nil
+	return &underlayv1.JoinResponse{ClusterId: s.store.ClusterID(), CertPem: signed.CertPEM, CaPem: c.RootPEM(), SealKey: s.sealKey}, nil
 }
 
 func (s *Server) recordIssued(ctx context.Context, signed *ca.Signed) error {

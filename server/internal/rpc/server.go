@@ -18,6 +18,7 @@ import (
 	"underlay.dev/server/internal/ca"
 	"underlay.dev/server/internal/cluster"
 	"underlay.dev/server/internal/metrics"
+	"underlay.dev/server/internal/seal"
 	"underlay.dev/server/internal/store"
 )
 
@@ -57,6 +58,11 @@ type Config struct {
 	OfflineGrace time.Duration
 	// Now is the clock (tests may replace it).
 	Now func() time.Time
+	// SealKey is the cluster's sealing key for secret params and outputs.
+	SealKey []byte
+	// DryRun applies a command to a throw-away copy of the state (apply
+	// --dry-run).
+	DryRun func(*underlayv1.Command) (string, error)
 }
 
 // Server implements every gRPC service of a management node.
@@ -74,6 +80,10 @@ type Server struct {
 	presence  *presence
 	done      chan struct{}
 	closeOnce sync.Once
+
+	sealKey []byte
+	sealer  *seal.Sealer
+	dryRun  func(*underlayv1.Command) (string, error)
 
 	caMu     sync.Mutex
 	caCached *ca.CA
@@ -103,8 +113,20 @@ func New(cfg Config) *Server {
 	s.heartbeat = orDefault(cfg.Heartbeat, 10*time.Second)
 	s.presence = newPresence(orDefault(cfg.OfflineGrace, 15*time.Second))
 	s.done = make(chan struct{})
+	s.dryRun = cfg.DryRun
+	if len(cfg.SealKey) > 0 {
+		sl, err := seal.New(cfg.SealKey)
+		if err != nil {
+			s.log.Error("sealing key unusable; secrets cannot be stored or read on this node", "err", err)
+		} else {
+			s.sealKey, s.sealer = cfg.SealKey, sl
+		}
+	}
 	return s
 }
+
+// errNoSealKey means this node cannot seal or open secrets.
+var errNoSealKey = errors.New("this node has no sealing key")
 
 // Run runs the background work of the handlers (the leader's offline
 // sweep) until ctx is done.
@@ -127,6 +149,8 @@ func (s *Server) Register(g *grpc.Server) {
 	underlayv1.RegisterMachineServiceServer(g, &machineService{Server: s})
 	underlayv1.RegisterAgentServiceServer(g, &agentService{Server: s})
 	underlayv1.RegisterIPAMServiceServer(g, &ipamService{Server: s})
+	underlayv1.RegisterProvisionServiceServer(g, &provisionService{Server: s})
+	underlayv1.RegisterPowerServiceServer(g, &powerService{Server: s})
 }
 
 // One type per service, so that method names may repeat across services.
@@ -157,6 +181,14 @@ type (
 	}
 	ipamService struct {
 		underlayv1.UnimplementedIPAMServiceServer
+		*Server
+	}
+	provisionService struct {
+		underlayv1.UnimplementedProvisionServiceServer
+		*Server
+	}
+	powerService struct {
+		underlayv1.UnimplementedPowerServiceServer
 		*Server
 	}
 )

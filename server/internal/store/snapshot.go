@@ -37,6 +37,12 @@ const (
 	tagSubnet     byte = 13
 	tagLease      byte = 14
 	tagReserve    byte = 15
+	tagDef        byte = 16
+	tagDefVersion byte = 17
+	tagPlan       byte = 18
+	tagJob        byte = 19
+	tagLog        byte = 20
+	tagRoleStatus byte = 21
 	tagEnd        byte = 255
 
 	snapshotFormat = "underlay-store/1"
@@ -108,6 +114,24 @@ func (sn *Snapshot) Dump(w io.Writer) error {
 	}
 	for _, x := range getAll[*underlayv1.Reservation](sn.txn, tableReservations, "id") {
 		rw.msg(tagReserve, x)
+	}
+	for _, d := range getAll[*defRow](sn.txn, tableDefinitions, "id") {
+		rw.msg(tagDef, d.Def)
+	}
+	for _, d := range getAll[*defVersion](sn.txn, tableDefHistory, "id") {
+		rw.msg(tagDefVersion, d.Def)
+	}
+	for _, x := range getAll[*underlayv1.Plan](sn.txn, tablePlans, "id") {
+		rw.msg(tagPlan, x)
+	}
+	for _, x := range getAll[*underlayv1.Job](sn.txn, tableJobs, "id") {
+		rw.msg(tagJob, x)
+	}
+	for _, x := range getAll[*logRow](sn.txn, tableLogs, "id") {
+		rw.msg(tagLog, x.Chunk)
+	}
+	for _, x := range getAll[*underlayv1.RoleStatus](sn.txn, tableRoleStatus, "id") {
+		rw.msg(tagRoleStatus, x)
 	}
 	rw.raw(tagEnd, nil)
 	if rw.err != nil {
@@ -217,6 +241,22 @@ func (s *Store) load(txn *memdb.Txn, br *bufio.Reader) error {
 			err = insertMsg(txn, tableMachines, body, &underlayv1.Machine{})
 		case tagInventory:
 			err = loadInventory(txn, body)
+		case tagDef, tagDefVersion:
+			d := &underlayv1.Definition{}
+			if err = proto.Unmarshal(body, d); err == nil {
+				err = loadDefinition(txn, tag == tagDef, d)
+			}
+		case tagPlan:
+			err = insertMsg(txn, tablePlans, body, &underlayv1.Plan{})
+		case tagJob:
+			err = insertMsg(txn, tableJobs, body, &underlayv1.Job{})
+		case tagLog:
+			c := &underlayv1.LogChunk{}
+			if err = proto.Unmarshal(body, c); err == nil {
+				err = txn.Insert(tableLogs, &logRow{JobID: c.GetJobId(), Offset: c.GetOffset(), Chunk: c})
+			}
+		case tagRoleStatus:
+			err = insertMsg(txn, tableRoleStatus, body, &underlayv1.RoleStatus{})
 		case tagEvent:
 			e := &underlayv1.Event{}
 			if err = proto.Unmarshal(body, e); err == nil {
@@ -285,4 +325,16 @@ func loadInventory(txn *memdb.Txn, body []byte) error {
 		return err
 	}
 	return txn.Insert(tableInventories, row)
+}
+
+func loadDefinition(txn *memdb.Txn, current bool, d *underlayv1.Definition) error {
+	kind, name := DefKind(d), DefName(d)
+	if kind == "" || name == "" {
+		return fmt.Errorf("definition without kind or name: %w", ErrInvalid)
+	}
+	key := defKey(kind, name)
+	if current {
+		return txn.Insert(tableDefinitions, &defRow{Key: key, Kind: kind, Def: d})
+	}
+	return txn.Insert(tableDefHistory, &defVersion{Key: key, Version: DefMeta(d).GetVersion(), Def: d})
 }

@@ -91,6 +91,7 @@ func newDB() (*memdb.MemDB, error) {
 		nodesTable(), tokensTable(), operatorsTable(), revocationsTable(), issuedTable(),
 		machinesTable(), inventoriesTable(), eventsTable(), eventCountsTable(),
 		subnetsTable(), leasesTable(), reservationsTable(),
+		definitionsTable(), defHistoryTable(), plansTable(), jobsTable(), logsTable(), roleStatusTable(),
 	} {
 		schema.Tables[t.Name] = t
 	}
