@@ -31,6 +31,7 @@ failed, redeploying and retired; online/offline presence is shown separately.`,
 	})
 	cmd.AddCommand(a.newMachineListCmd(), a.newMachineShowCmd(), a.newMachineInventoryCmd(),
 		a.newMachineLabelCmd(), a.newMachineDeleteCmd(), a.newMachineEventsCmd())
+	cmd.AddCommand(a.machineProvisionCmds()...)
 	return cmd
 }
 

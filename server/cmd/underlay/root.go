@@ -122,6 +122,8 @@ Output is a table for humans by default; -o json and -o yaml print every field.`
 		a.newLeaseCmd(),
 		a.newReservationCmd(),
 		a.newVersionCmd(),
+		a.newApplyCmd(), a.newTaskCmd(), a.newRoleCmd(), a.newProfileCmd(), a.newRuleCmd(), a.newGlobalCmd(),
+		a.newParamCmd(), a.newLogsCmd(),
 	)
 	a.root = root
 	return root
