@@ -23,10 +23,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
 
+	"underlay.dev/agent/runner"
 	"underlay.dev/pkg/mtls"
 	underlayv1 "underlay.dev/proto/underlay/v1"
 )
@@ -68,6 +70,15 @@ type Config struct {
 	// Labels are optional; the protocol has no field for them yet, so they
 	// are only logged at enrollment.
 	Labels map[string]string
+	// Hardware are the drivers of hardware steps (RAID, BIOS, network,
+	// wipe); nil ones make their steps fail saying so.
+	Hardware Hardware
+	// Reboot restarts the machine when a job asks for it (after the
+	// cluster committed the job's result).
+	Reboot func(ctx context.Context) error
+	// RunnerEnv is the base environment of job scripts (default: the
+	// agent's own).
+	RunnerEnv []string
 }
 
 // Inventory is what the agent needs from the hardware inventory driver.
@@ -103,6 +114,11 @@ type Agent struct {
 	connsStale bool
 	next       int
 	refusal    string
+
+	exec       *executor
+	runner     *runner.Runner
+	runnerErr  string
+	netChanged atomic.Bool
 
 	mu        sync.Mutex
 	servers   []string
@@ -157,6 +173,20 @@ func New(cfg Config, inv Inventory, log *slog.Logger) (*Agent, error) {
 		conns:          map[string]*grpc.ClientConn{},
 		servers:        servers,
 	}
+	a.exec = newExecutor(a)
+	r, err := runner.New(runner.Config{
+		WorkDir: filepath.Join(cfg.StateDir, "work"),
+		Actions: a.actions(),
+		Logger:  log.With("component", "runner"),
+		Env:     cfg.RunnerEnv,
+	})
+	if err != nil {
+		// The agent still enrolls and reports; jobs fail saying why.
+		a.runnerErr = err.Error()
+		log.Error("job runner unavailable", "error", err.Error())
+	} else {
+		a.runner = r
+	}
 	return a, nil
 }
 
@@ -206,6 +236,8 @@ func (a *Agent) Connected() (node string, ok bool) {
 // and no token is configured.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.closeConns()
+	defer a.exec.wait()
+	a.exec.load()
 	if err := a.syncClock(ctx); err != nil {
 		return done(ctx, err)
 	}

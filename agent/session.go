@@ -62,7 +62,7 @@ func (a *Agent) sessions(ctx context.Context) error {
 // checked with the corrected clock; the client certificate comes from the
 // CertStore, so a renewed one is used on the next handshake.
 func (a *Agent) conn(addr string) (*grpc.ClientConn, error) {
-	if a.connsStale {
+	if a.connsStale || a.netChanged.Swap(false) {
 		a.closeConns()
 	}
 	if c, ok := a.conns[addr]; ok {
@@ -95,6 +95,7 @@ func (a *Agent) session(ctx context.Context, addr string) error {
 	if err != nil {
 		return err
 	}
+	runCtx := ctx // jobs outlive the session
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	setup := time.AfterFunc(a.callTimeout, cancel)
@@ -110,6 +111,7 @@ func (a *Agent) session(ctx context.Context, addr string) error {
 	err = stream.Send(&underlayv1.AgentMessage{Msg: &underlayv1.AgentMessage_Hello{Hello: &underlayv1.Hello{
 		AgentVersion:  version.Version,
 		InventoryHash: a.invHash,
+		RunningJob:    a.exec.runningID(),
 	}}})
 	if err != nil && !errors.Is(err, io.EOF) {
 		setup.Stop()
@@ -135,13 +137,13 @@ func (a *Agent) session(ctx context.Context, addr string) error {
 	interval := a.heartbeat(w)
 	a.log.Info("session established", "server", addr, "node", w.GetNodeId(), "machine_id", a.MachineID(),
 		"heartbeat", interval.String())
-	return a.loop(ctx, stream, conn, interval)
+	return a.loop(ctx, runCtx, stream, conn, interval)
 }
 
 type sessionStream = grpc.BidiStreamingClient[underlayv1.AgentMessage, underlayv1.ServerMessage]
 
 // loop serves an established session: heartbeats, inventory and renewal.
-func (a *Agent) loop(ctx context.Context, stream sessionStream, conn *grpc.ClientConn, interval time.Duration) error {
+func (a *Agent) loop(ctx, runCtx context.Context, stream sessionStream, conn *grpc.ClientConn, interval time.Duration) error {
 	msgs := make(chan *underlayv1.ServerMessage)
 	errc := make(chan error, 1)
 	go func() {
@@ -182,6 +184,9 @@ func (a *Agent) loop(ctx context.Context, stream sessionStream, conn *grpc.Clien
 	defer inv.Stop()
 	renew := time.NewTicker(a.renewCheck)
 	defer renew.Stop()
+	resend := time.NewTicker(resendEvery)
+	defer resend.Stop()
+	a.exec.sessionStarted()
 	lastRecv := a.clock.local()
 	var seq uint64
 	for {
@@ -203,7 +208,23 @@ func (a *Agent) loop(ctx context.Context, stream sessionStream, conn *grpc.Clien
 					return err
 				}
 				a.log.Info("inventory sent on request", "hash", a.invHash)
+			case m.GetRunStep() != nil:
+				a.exec.start(runCtx, m.GetRunStep())
+			case m.GetCancelJob() != nil:
+				a.exec.cancel(m.GetCancelJob().GetJobId(), m.GetCancelJob().GetReason())
+			case m.GetJobAck() != nil:
+				a.exec.ack(runCtx, m.GetJobAck().GetJobId())
 			}
+		case m := <-a.exec.outbox:
+			if inv := m.GetInventory(); inv != nil {
+				a.inv, a.invHash = inv, a.hw.Hash(inv)
+			}
+			if err := send(m); err != nil {
+				// Output and results are sent again on the next session.
+				return err
+			}
+		case <-resend.C:
+			a.exec.resendUnacked()
 		case <-hb.C:
 			if silent := a.clock.local().Sub(lastRecv); silent > time.Duration(a.silentAfter)*interval {
 				return fmt.Errorf("nothing received for %s: %w", silent.Round(time.Millisecond), errSilent)

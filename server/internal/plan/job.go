@@ -92,6 +92,22 @@ func Job(st State, open Opener, m *underlayv1.Machine, inv *underlayv1.Inventory
 		run.Kind, run.Script, run.Interpreter = "script", script, t.GetInterpreter()
 	} else {
 		run.Kind = t.GetAction().GetName()
+		switch run.Kind {
+		case KindRAID, KindNetwork, KindBIOS:
+			// A hardware action in a task runs the role's resolved profile
+			// of that kind again at this point of the plan.
+			hw := hardwareStep(p, run.Kind)
+			if hw == nil {
+				return nil, fmt.Sprintf("task %s runs the %s action, but role %s has no %s profile", t.GetName(), run.Kind, p.GetRole(), run.Kind)
+			}
+			run.SpecJson = hw.GetSpecJson()
+			if run.Kind == KindBIOS {
+				bios, _ := Job(st, open, m, inv, p, hw)
+				if bios != nil {
+					run.Params = bios.GetParams()
+				}
+			}
+		}
 		run.Args = map[string]string{}
 		for _, k := range sortedKeys(t.GetAction().GetArgs()) {
 			v, err := catalog.Render(t.GetName()+"."+k, t.GetAction().GetArgs()[k], params, facts)
@@ -230,4 +246,13 @@ func primaryIP(inv *underlayv1.Inventory) string {
 		}
 	}
 	return best
+}
+
+func hardwareStep(p *underlayv1.Plan, kind string) *underlayv1.Step {
+	for _, s := range p.GetSteps() {
+		if s.GetKind() == kind && s.GetSpecJson() != "" {
+			return s
+		}
+	}
+	return nil
 }
