@@ -218,3 +218,31 @@ func TestNilExpr(t *testing.T) {
 		t.Errorf("nil Expr String() = %q, want empty", got)
 	}
 }
+
+// TestParseDeepestCanonical: the canonical form of the deepest accepted
+// expression, built so that its canonical form has the most parentheses
+// per level (a ! inside a comparison inside a !), parses again.
+func TestParseDeepestCanonical(t *testing.T) {
+	src := "is_vm == true"
+	for range (MaxDepth - 2) / 2 {
+		src = "(!(" + src + ")) == true"
+	}
+	src = "!(" + src + ")"
+	e, err := Parse(src)
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if err := checkDepth(e.root, 1); err == nil {
+		t.Fatalf("test expression is not at the depth limit")
+	}
+	again, err := Parse(e.String())
+	if err != nil {
+		t.Fatalf("Parse(canonical %q): %v", e.String(), err)
+	}
+	if diff := cmp.Diff(e.String(), again.String()); diff != "" {
+		t.Errorf("canonical form is not stable (-first +second):\n%s", diff)
+	}
+	if _, err := Parse("!" + src); err == nil {
+		t.Errorf("one level deeper parsed")
+	}
+}
