@@ -135,7 +135,9 @@ func waitPlan(tb testing.TB, cl *client.Client, id, what string, cond func(*unde
 	return nil
 }
 
-func succeeded(p *underlayv1.Plan) bool { return p.GetState() == underlayv1.PlanState_PLAN_STATE_SUCCEEDED }
+func succeeded(p *underlayv1.Plan) bool {
+	return p.GetState() == underlayv1.PlanState_PLAN_STATE_SUCCEEDED
+}
 
 func describePlan(p *underlayv1.Plan) string {
 	var b strings.Builder
