@@ -45,7 +45,7 @@ type actionSpec struct {
 }
 
 var actions = map[string]actionSpec{
-	"wipe":       {},
+	"wipe":       {args: []string{"devices"}},
 	"reboot":     {},
 	"raid":       {hardware: "raid"},
 	"bios":       {hardware: "bios"},

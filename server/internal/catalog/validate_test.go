@@ -161,6 +161,7 @@ func TestValidate(t *testing.T) {
 			"tasks.yaml:37: task raid-args: action raid takes no args (it applies the role's hardware.raid): got args.level",
 			"tasks.yaml:41: task reboot-args: action reboot takes no args: got args.now",
 			"tasks.yaml:45: task empty-interpreter: interpreter[0]: empty",
+			`tasks.yaml:55: task wipe-bad: action wipe: unknown arg "disks" (args: devices)`,
 		},
 	}, {
 		name: "roles, profiles and rules",
