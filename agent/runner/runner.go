@@ -73,9 +73,10 @@ type Spec struct {
 // Result is how a job ended.
 type Result struct {
 	Success bool
-	// ExitCode is the script's exit status, 0 for an action that
-	// succeeded, and -1 when the process did not exit by itself or the job
-	// failed without one.
+	// ExitCode is the script's exit status (0 also when it exited 0 but
+	// its outputs were invalid), 0 for an action that succeeded, and -1
+	// when the process did not exit by itself (killed), did not start, or
+	// an action failed.
 	ExitCode int
 	// Err is the human reason when !Success.
 	Err string
@@ -200,9 +201,6 @@ func (r *Runner) Run(ctx context.Context, spec Spec, log Log) Result {
 	if !res.Success {
 		res.Outputs = nil
 		res.Reboot = false
-		if res.ExitCode == 0 {
-			res.ExitCode = -1
-		}
 	}
 	r.log.Info("job finished", "job_id", spec.JobID, "kind", spec.Kind, "success", res.Success,
 		"exit_code", res.ExitCode, "error", res.Err, "log_bytes", res.LogBytes)

@@ -26,7 +26,8 @@ func (s *stopRecorder) stop(_ context.Context, devices []string) error {
 // TestWipeGPTDisk wipes a loop device holding a GPT with ext4 in both
 // partitions. The partitions come from a sysfs tree written for the test
 // (with the loop device's real entry), as the host kernel may not parse
-// partition tables; test/vmtest runs the partition path on a real kernel.
+// partition tables; TestVMWipe (vm_test.go, vmtest tag) runs the partition
+// path on the Debian kernel.
 func TestWipeGPTDisk(t *testing.T) {
 	requireRoot(t)
 	requireTools(t, tools)
