@@ -127,11 +127,11 @@ func waitPlan(tb testing.TB, cl *client.Client, id, what string, cond func(*unde
 			return last
 		}
 		if last.GetState() == underlayv1.PlanState_PLAN_STATE_FAILED && !strings.Contains(what, "fail") {
-			tb.Fatalf("plan of %s failed while waiting for %s: %s\n%s", id, what, last.GetReason(), describePlan(last))
+			tb.Fatalf("plan of %s failed while waiting for %s: %s\n%s\njob output:\n%s", id, what, last.GetReason(), describePlan(last), logsOf(tb, cl, id))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	tb.Fatalf("timed out waiting for plan of %s: %s\n%s", id, what, describePlan(last))
+	tb.Fatalf("timed out waiting for plan of %s: %s\n%s\njob output:\n%s", id, what, describePlan(last), logsOf(tb, cl, id))
 	return nil
 }
 

@@ -27,6 +27,16 @@ func (l txLookup) Profile(n string) (*underlayv1.Profile, bool) { return l.tx.Pr
 func (l txLookup) Rule(n string) (*underlayv1.Rule, bool)       { return l.tx.Rule(n) }
 func (l txLookup) Global() *underlayv1.GlobalParams             { return l.tx.Global() }
 
+// Names lists the stored definitions of a kind (catalog.Lister): it lets
+// validation re-check stored roles a change affects and name candidates.
+func (l txLookup) Names(kind string) []string {
+	var out []string
+	for _, d := range l.tx.Definitions(kind) {
+		out = append(out, store.DefName(d))
+	}
+	return out
+}
+
 // applyDefinitions validates the whole set against the stored definitions
 // and applies all of it or nothing.
 func applyDefinitions(tx *store.Tx, c *underlayv1.ApplyDefinitions) (string, error) {
