@@ -50,6 +50,9 @@ type executor struct {
 	// results of finished jobs: unacked ones are resent.
 	results map[string]*storedResult
 	logs    map[string][]byte // output of running and unacked jobs
+	// rebooting is set once a job's reboot is under way: no new job starts
+	// on this boot; the cluster delivers it again after the reboot.
+	rebooting bool
 }
 
 type runningJob struct {
@@ -186,6 +189,10 @@ func (e *executor) start(ctx context.Context, run *underlayv1.RunStep) {
 		e.push(&underlayv1.AgentMessage{Msg: &underlayv1.AgentMessage_JobResult{JobResult: sr.res}})
 		return
 	}
+	if e.rebooting {
+		e.a.log.Info("job deferred until after the reboot", "job_id", id)
+		return
+	}
 	if e.running != nil {
 		if e.running.id == id {
 			e.push(startedMsg(id))
@@ -296,13 +303,20 @@ func (e *executor) ack(ctx context.Context, id string) {
 		e.a.log.Warn("cannot record job acknowledgement", "job_id", id, "error", err.Error())
 	}
 	reboot := sr.res.GetReboot() && sr.res.GetSuccess()
+	if reboot {
+		e.rebooting = true
+	}
 	e.mu.Unlock()
 	if reboot {
 		e.a.log.Info("rebooting as the job asked", "job_id", id)
 		go func() {
 			time.Sleep(rebootDelay) // let the log line and acks leave
 			if err := e.a.reboot(ctx); err != nil {
-				e.a.log.Error("reboot failed", "job_id", id, "error", err.Error())
+				// Go on without it rather than hold every later job.
+				e.a.log.Error("reboot failed; continuing without it", "job_id", id, "error", err.Error())
+				e.mu.Lock()
+				e.rebooting = false
+				e.mu.Unlock()
 			}
 		}()
 	}
