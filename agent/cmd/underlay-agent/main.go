@@ -114,6 +114,8 @@ func runAgent(ctx context.Context, f runFlags, logTo io.Writer) error {
 		return err
 	}
 	log := newLogger(logTo, f.debug)
+	cfg.Hardware = drivers(log)
+	cfg.Reboot = reboot
 	a, err := agent.New(cfg, hardware{opts: inventory.Options{Log: log}}, log)
 	if err != nil {
 		return err
