@@ -352,6 +352,10 @@ func (v *validator) checkNetworks() {
 			continue
 		}
 		v.checkAddress(n, name, v4, addrs)
+		if n.Type == NetIPv4DHCP && len(n.Routes) > 0 {
+			v.add("network %s: an ipv4_dhcp network takes no routes (the DHCP server gives them)", name)
+			continue
+		}
 		for _, r := range n.Routes {
 			dst, gw, err := r.Parse()
 			if err != nil {
@@ -439,7 +443,7 @@ func (v *validator) onLink(link string, gw netip.Addr) bool {
 			continue
 		}
 		if n.Type == NetIPv4DHCP && gw.Is4() {
-			return true
+			return true // the DHCP address is not known yet
 		}
 		if !n.Static() {
 			continue
