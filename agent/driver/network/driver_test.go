@@ -257,7 +257,9 @@ func TestApplyRollsBack(t *testing.T) {
 			wantErr: []string{"create vlan bond0.100 (id 100 on bond0): create vlan: operation not supported", "rolled back"},
 			wantIs:  ErrRolledBack},
 		{name: "the restored config fails the check too", st: machine,
-			check:   func(*rig) func(context.Context) error { return func(context.Context) error { return errors.New("no server") } },
+			check: func(*rig) func(context.Context) error {
+				return func(context.Context) error { return errors.New("no server") }
+			},
 			wantErr: []string{"check failed for 100ms: no server (the restored configuration fails the check too: check failed for 100ms: no server)"},
 			wantIs:  ErrRolledBack},
 		{name: "an existing bond of another mode is recreated, and restored",
