@@ -33,7 +33,6 @@ func forwardGoal(d *netconf.Data, cur *State) (*goal, error) {
 	for i := range d.Networks {
 		n := &d.Networks[i]
 		name := names[n.Link]
-		g.routeDevs[name] = true
 		switch {
 		case n.Type == netconf.NetIPv4DHCP:
 			g.keepV4[name] = true
@@ -114,6 +113,7 @@ func forwardGoal(d *netconf.Data, cur *State) (*goal, error) {
 	}
 	for _, t := range g.target.Links {
 		g.exact[t.Name] = true
+		g.routeDevs[t.Name] = true
 	}
 	if ns := d.Nameservers(); len(ns) > 0 {
 		g.target.Resolv = &File{Data: renderResolv(ns, cur.Resolv)}

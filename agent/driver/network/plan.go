@@ -250,6 +250,9 @@ func (p *planner) ownsRoute(r Route) bool {
 		return true
 	}
 	t, ok := p.tname[r.Dev]
+	if r.Dst.Addr().Is4() && p.g.keepV4[t] {
+		return false // DHCP's
+	}
 	return ok && p.g.routeDevs[t]
 }
 
