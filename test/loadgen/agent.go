@@ -57,6 +57,9 @@ type Config struct {
 	CallTimeout time.Duration
 	// Log receives per-agent warnings (default: discarded).
 	Log *slog.Logger
+	// TaskTime is how long a simulated job takes between its start and
+	// its result (default 0: a short task).
+	TaskTime time.Duration
 }
 
 // Fleet is a set of simulated agents and the figures they collect.
@@ -73,6 +76,11 @@ type Fleet struct {
 	SessionFailures atomic.Int64
 	Heartbeats      atomic.Int64
 	connected       atomic.Int64
+	// Jobs.
+	JobsStarted  atomic.Int64
+	JobsAcked    atomic.Int64
+	jobMu        sync.Mutex
+	jobsReceived map[string]time.Time // job ID -> first RunStep
 
 	errMu    sync.Mutex
 	retryErr map[string]int // enrollment retry reasons
@@ -436,6 +444,12 @@ func (f *Fleet) loop(ctx context.Context, a *Agent, stream sessionStream, interv
 				if err := stream.Send(&underlayv1.AgentMessage{Msg: &underlayv1.AgentMessage_Inventory{Inventory: inventory(a.Index)}}); err != nil {
 					return fmt.Errorf("send inventory: %w", err)
 				}
+			case m.GetRunStep() != nil:
+				if err := f.runStep(ctx, stream, m.GetRunStep(), lastRecv); err != nil {
+					return err
+				}
+			case m.GetJobAck() != nil:
+				f.JobsAcked.Add(1)
 			}
 		case <-hb.C:
 			hb.Reset(interval)
@@ -465,4 +479,42 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// runStep answers a job like a real agent running a short task: started,
+// then (after TaskTime) a successful result. The first receipt of each job
+// ID is kept for the dispatch latency.
+func (f *Fleet) runStep(ctx context.Context, stream sessionStream, run *underlayv1.RunStep, at time.Time) error {
+	f.jobMu.Lock()
+	if f.jobsReceived == nil {
+		f.jobsReceived = map[string]time.Time{}
+	}
+	if _, seen := f.jobsReceived[run.GetJobId()]; !seen {
+		f.jobsReceived[run.GetJobId()] = at
+	}
+	f.jobMu.Unlock()
+	f.JobsStarted.Add(1)
+	if err := stream.Send(&underlayv1.AgentMessage{Msg: &underlayv1.AgentMessage_JobStarted{JobStarted: &underlayv1.JobStartedEvent{
+		JobId: run.GetJobId(), At: timestamppb.New(at),
+	}}}); err != nil {
+		return fmt.Errorf("send job started: %w", err)
+	}
+	if f.cfg.TaskTime > 0 {
+		if err := sleep(ctx, f.cfg.TaskTime); err != nil {
+			return err
+		}
+	}
+	if err := stream.Send(&underlayv1.AgentMessage{Msg: &underlayv1.AgentMessage_JobResult{JobResult: &underlayv1.JobResult{
+		JobId: run.GetJobId(), Success: true, Finished: timestamppb.Now(),
+	}}}); err != nil {
+		return fmt.Errorf("send job result: %w", err)
+	}
+	return nil
+}
+
+// JobsReceived returns when each job was first received.
+func (f *Fleet) JobsReceived() map[string]time.Time {
+	f.jobMu.Lock()
+	defer f.jobMu.Unlock()
+	return maps.Clone(f.jobsReceived)
 }

@@ -80,46 +80,69 @@ func New(cfg Config) *Orchestrator {
 }
 
 // Run reconciles until ctx is done. It acts only while this node leads.
+// A change to a machine (an event naming it) makes a pass over that
+// machine's plan at once; other changes (definitions, a resumed role) and
+// the ticker make a pass over every running plan.
 func (o *Orchestrator) Run(ctx context.Context) {
 	events, cancel := o.cfg.Store.Subscribe()
 	defer func() { cancel() }()
 	t := time.NewTicker(o.cfg.Interval)
 	defer t.Stop()
 	for {
+		var dirty map[string]bool // nil: everything
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		case _, ok := <-events:
-			if !ok {
-				events, cancel = o.cfg.Store.Subscribe()
-			}
-			// Drain what queued up, then make one pass for all of it.
-			for drained := false; !drained; {
-				select {
-				case _, ok := <-events:
-					if !ok {
-						events, cancel = o.cfg.Store.Subscribe()
-						drained = true
+		case ev, ok := <-events:
+			dirty = map[string]bool{}
+			add := func(ev *underlayv1.Event, ok bool) bool {
+				if !ok {
+					events, cancel = o.cfg.Store.Subscribe()
+					dirty = nil
+					return false
+				}
+				if dirty != nil {
+					if ev.GetMachineId() == "" {
+						dirty = nil
+					} else {
+						dirty[ev.GetMachineId()] = true
 					}
+				}
+				return true
+			}
+			// Take what queued up too, then make one pass for all of it.
+			for more := add(ev, ok); more; {
+				select {
+				case ev, ok := <-events:
+					more = add(ev, ok)
 				default:
-					drained = true
+					more = false
 				}
 			}
 		}
 		if !o.cfg.Cluster.IsLeader() {
 			continue
 		}
-		o.Pass(ctx)
+		o.Pass(ctx, dirty)
 	}
 }
 
-// Pass makes one reconciliation pass over the current state; its
-// proposals run in the background.
-func (o *Orchestrator) Pass(ctx context.Context) {
+// Pass makes one reconciliation pass over the plans of the machines in
+// only (nil: every running plan, and classification); its proposals run
+// in the background.
+func (o *Orchestrator) Pass(ctx context.Context, only map[string]bool) {
 	start := time.Now()
 	view := o.cfg.Store.View()
 	now := o.cfg.Now()
+	if only != nil {
+		for id := range only {
+			if p, ok := view.Plan(id); ok && p.GetState() == underlayv1.PlanState_PLAN_STATE_RUNNING {
+				o.plan(ctx, view, p, now)
+			}
+		}
+		return
+	}
 	plans := o.cfg.Store.RunningPlans()
 	waiting := 0
 	for _, p := range plans {

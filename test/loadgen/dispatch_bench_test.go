@@ -1,0 +1,161 @@
+//go:build bench
+
+package loadgen
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	underlayv1 "underlay.dev/proto/underlay/v1"
+	"underlay.dev/test/harness"
+)
+
+// TestDispatchAtScale measures the orchestration of short tasks: a
+// three-node cluster of server processes, DISPATCH_AGENTS simulated agents
+// (default 1000) enrolled with real mTLS sessions, a role of
+// DISPATCH_TASKS tasks (default 5) assigned to all of them at once. The
+// agents answer each job at once (started, then succeeded), so the figures
+// are the control plane's: the dispatch latency from a step becoming
+// runnable (the commit of the previous step's result, or of the
+// assignment) to the agent receiving the job, and the rate at which short
+// tasks complete across the fleet.
+func TestDispatchAtScale(t *testing.T) {
+	n := envInt(t, "DISPATCH_AGENTS", 1000)
+	tasks := envInt(t, "DISPATCH_TASKS", 5)
+	raiseNoFile(t)
+	bin := harness.Build(t, t.TempDir(), "underlay.dev/server/cmd/underlay")
+	c := harness.StartProcs(t, bin, 3, harness.ProcOptions{})
+	admin := c.Client()
+	load0 := LoadAvg()
+
+	tok := c.Token(underlayv1.TokenKind_TOKEN_KIND_AGENT, 4*time.Hour, int32(2*n))
+	f, err := New(Config{Servers: c.Addrs(), Fingerprint: c.Fingerprint, Token: tok, Seed: uint64(time.Now().UnixNano())}, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var running sync.WaitGroup
+	t.Cleanup(func() { cancel(); running.Wait() })
+	work := make(chan *Agent)
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for a := range work {
+				if err := f.Enroll(ctx, a); err != nil {
+					t.Errorf("enroll: %v", err)
+					continue
+				}
+				running.Add(1)
+				go func() { defer running.Done(); f.Run(ctx, a) }()
+			}
+		}()
+	}
+	for _, a := range f.Agents {
+		work <- a
+	}
+	close(work)
+	wg.Wait()
+	harness.Eventually(t, 10*time.Minute, "all agents online", func() bool {
+		res, err := admin.Machines.List(ctx, &underlayv1.ListMachinesRequest{Online: "true"})
+		return err == nil && len(res.GetMachines()) == n
+	})
+
+	var defs []*underlayv1.Definition
+	var names []string
+	for i := 1; i <= tasks; i++ {
+		name := fmt.Sprintf("t%d", i)
+		names = append(names, name)
+		defs = append(defs, &underlayv1.Definition{Def: &underlayv1.Definition_Task{Task: &underlayv1.Task{Name: name, Script: "true"}}})
+	}
+	defs = append(defs, &underlayv1.Definition{Def: &underlayv1.Definition_Role{Role: &underlayv1.Role{Name: "bench", Tasks: names}}})
+	if _, err := admin.Provision.Apply(ctx, &underlayv1.ApplyDefinitionsRequest{Definitions: defs}); err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+
+	var ids []string
+	for _, a := range f.Agents {
+		ids = append(ids, a.MachineID())
+	}
+	t.Logf("assigning %d machines a role of %d tasks (loadavg %s)", n, tasks, LoadAvg())
+	start := time.Now()
+	assigns := make(chan string)
+	var awg sync.WaitGroup
+	for range 32 {
+		awg.Add(1)
+		go func() {
+			defer awg.Done()
+			for id := range assigns {
+				for attempt := 0; ; attempt++ {
+					actx, acancel := context.WithTimeout(ctx, 30*time.Second)
+					_, err := admin.Provision.Assign(actx, &underlayv1.AssignRequest{MachineId: id, Role: "bench"})
+					acancel()
+					if err == nil {
+						break
+					}
+					if attempt == 5 {
+						t.Errorf("assign %s: %v", id, err)
+						break
+					}
+					time.Sleep(time.Second)
+				}
+			}
+		}()
+	}
+	for _, id := range ids {
+		assigns <- id
+	}
+	close(assigns)
+	awg.Wait()
+	total := n * tasks
+	harness.Eventually(t, 30*time.Minute, "every job acknowledged", func() bool {
+		return f.JobsAcked.Load() >= int64(total)
+	})
+	elapsed := time.Since(start)
+	var lat []time.Duration
+	received := f.JobsReceived()
+	for _, id := range ids {
+		res, err := admin.Provision.ListJobs(ctx, &underlayv1.ListJobsRequest{MachineId: id, Read: &underlayv1.ReadOptions{Stale: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range res.GetJobs() {
+			if at, ok := received[j.GetId()]; ok && j.GetRunnable() != nil {
+				lat = append(lat, at.Sub(j.GetRunnable().AsTime()))
+			}
+		}
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	s := Summarize(lat)
+	t.Logf("DISPATCH agents=%d tasks=%d jobs=%d elapsed=%.1fs rate=%.1f tasks/s latency p50=%.1fms p99=%.1fms max=%.1fms (n=%d) loadavg %s -> %s",
+		n, tasks, total, elapsed.Seconds(), float64(total)/elapsed.Seconds(),
+		ms(s.P50), ms(s.P99), ms(s.Max), len(lat), load0, LoadAvg())
+	if out := os.Getenv("DISPATCH_OUT"); out != "" {
+		line := fmt.Sprintf("%d,%d,%.2f,%.1f,%.1f,%.1f\n", n, tasks, float64(total)/elapsed.Seconds(), ms(s.P50), ms(s.P99), ms(s.Max))
+		if err := os.WriteFile(filepath.Clean(out), []byte(line), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+
+func envInt(tb testing.TB, name string, def int) int {
+	tb.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		tb.Fatalf("%s %q: want a positive integer", name, v)
+	}
+	return n
+}
