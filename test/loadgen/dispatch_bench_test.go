@@ -146,7 +146,6 @@ func TestDispatchAtScale(t *testing.T) {
 	}
 }
 
-
 func envInt(tb testing.TB, name string, def int) int {
 	tb.Helper()
 	v := os.Getenv(name)
