@@ -177,7 +177,7 @@ func TestApplyBondVLAN(t *testing.T) {
 		Link{Name: "bond0", Kind: "bond", MAC: "52:54:00:76:00:01", MTU: 9000, Up: true,
 			Bond: &Bond{Mode: "active-backup", Miimon: 100, HashPolicy: "layer2"}},
 		Link{Name: "bond0.100", Kind: "vlan", MAC: "52:54:00:76:00:01", MTU: 9000, Up: true, VLAN: &VLAN{Parent: "bond0", ID: 100},
-			Addrs: []Addr{{Prefix: netip.MustParsePrefix("10.100.0.50/24"), Flags: ifaFPermanent}}})
+			Addrs: []Addr{{Prefix: netip.MustParsePrefix("10.100.0.50/24"), Broadcast: netip.MustParseAddr("10.100.0.255"), Flags: ifaFPermanent}}})
 	want.Routes = []Route{want.Routes[1],
 		{Dst: netip.MustParsePrefix("10.200.0.0/16"), Gw: netip.MustParseAddr("10.100.0.254"), Dev: "bond0.100", Protocol: protoStatic, Table: 254, Type: 1},
 		{Dst: netip.MustParsePrefix("0.0.0.0/0"), Gw: netip.MustParseAddr("10.100.0.1"), Dev: "bond0.100", Protocol: protoStatic, Table: 254, Type: 1}}

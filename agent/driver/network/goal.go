@@ -46,7 +46,7 @@ func forwardGoal(d *netconf.Data, cur *State) (*goal, error) {
 		if err != nil {
 			return nil, err
 		}
-		addrs[name] = append(addrs[name], Addr{Prefix: p})
+		addrs[name] = append(addrs[name], Addr{Prefix: p, Broadcast: broadcast(p)})
 		for _, r := range n.Routes {
 			dst, gw, err := r.Parse()
 			if err != nil {
@@ -199,4 +199,18 @@ func renderResolv(ns []string, cur *File) []byte {
 		}
 	}
 	return []byte(b.String())
+}
+
+// broadcast is the IPv4 broadcast address of p, as "ip addr add ... brd +"
+// sets it; none for IPv6, /31 and /32.
+func broadcast(p netip.Prefix) netip.Addr {
+	if !p.Addr().Is4() || p.Bits() >= 31 {
+		return netip.Addr{}
+	}
+	b := p.Masked().Addr().As4()
+	for i := range b {
+		bits := max(0, min(8, p.Bits()-8*i))
+		b[i] |= byte(0xff >> bits)
+	}
+	return netip.AddrFrom4(b)
 }

@@ -160,6 +160,9 @@ func (s *netlinkSystem) exec(o op) error {
 		a := o.addr
 		na := &netlink.Addr{IPNet: ipNet(a.Prefix), Flags: a.Flags & ifaUserFlags, Scope: a.Scope, Label: a.Label,
 			Broadcast: ipOf(a.Broadcast), ValidLft: a.ValidLft, PreferedLft: a.PreferredLft}
+		if na.Broadcast == nil && a.Prefix.Addr().Is4() {
+			na.Broadcast = net.IPv4zero // none; netlink would compute one
+		}
 		if a.ValidLft != 0 && a.PreferredLft == 0 {
 			na.PreferedLft = infinity
 		}

@@ -1,6 +1,7 @@
 package network
 
 import (
+	"net/netip"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -117,5 +118,16 @@ func TestRenderResolv(t *testing.T) {
 	want := "# Written by underlay-agent from the machine's network config.\nnameserver 10.0.0.2\nnameserver 2001:db8::1\nsearch a b\noptions ndots:2\n"
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("renderResolv (-want +got):\n%s", diff)
+	}
+}
+
+func TestBroadcast(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"10.100.0.50/24", "10.100.0.255"}, {"10.1.2.3/20", "10.1.15.255"}, {"10.0.0.1/8", "10.255.255.255"},
+		{"10.0.0.1/31", "invalid IP"}, {"2001:db8::1/64", "invalid IP"},
+	} {
+		if got := broadcast(netip.MustParsePrefix(tc.in)).String(); got != tc.want {
+			t.Errorf("broadcast(%s) = %s, want %s", tc.in, got, tc.want)
+		}
 	}
 }
