@@ -381,6 +381,9 @@ func (ld LogicalDisk) validate() error {
 	if !ld.SizeGB.Max && ld.SizeGB.GiB == 0 {
 		return fmt.Errorf("size_gb: want a positive whole number of GiB or \"MAX\": %w", ErrInvalid)
 	}
+	if ld.RAIDLevel == "0" && ld.controller() == Software && !ld.SizeGB.Max {
+		return fmt.Errorf("size_gb %d with software raid_level \"0\" is not supported: an md RAID 0 always spans its members whole (use \"MAX\"): %w", ld.SizeGB.GiB, ErrInvalid)
+	}
 	if ld.VolumeName != "" && !volumeNameRE.MatchString(ld.VolumeName) {
 		return fmt.Errorf("volume_name %q: want up to 32 letters, digits, '_', '.' or '-', not starting with '.' or '-': %w", ld.VolumeName, ErrInvalid)
 	}

@@ -100,6 +100,7 @@ func TestParseErrors(t *testing.T) {
 		{"size zero", ld(`"size_gb": 0, "raid_level": "1"`), `logical disk 1: size_gb 0`},
 		{"size negative", ld(`"size_gb": -1, "raid_level": "1"`), `logical disk 1: size_gb -1`},
 		{"size lowercase max", ld(`"size_gb": "max", "raid_level": "1"`), `size_gb "max"`},
+		{"sized software raid0", ld(`"size_gb": 10, "raid_level": "0"`), `logical disk 1: size_gb 10 with software raid_level "0" is not supported`},
 		{"share physical disks", ld(`"size_gb": 1, "raid_level": "1", "share_physical_disks": true`), "logical disk 1: share_physical_disks true is not supported"},
 		{"bad disk type", ld(`"size_gb": 1, "raid_level": "1", "disk_type": "nvme"`), `logical disk 1: disk_type "nvme"`},
 		{"bad interface type", ld(`"size_gb": 1, "raid_level": "1", "interface_type": "usb"`), `logical disk 1: interface_type "usb"`},

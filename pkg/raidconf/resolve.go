@@ -90,6 +90,18 @@ func Resolve(c *Config, inv *underlayv1.Inventory) (*Resolved, error) {
 	return res, nil
 }
 
+// Check checks the volume's level against its number of members, as
+// Resolve does; the agent calls it on volumes it did not resolve itself.
+func (v Volume) Check() error {
+	if _, ok := levels[v.Level]; !ok {
+		return fmt.Errorf("volume %s: raid level %q: %w", v.Name, v.Level, ErrInvalid)
+	}
+	if err := checkCount(v.Level, v.Controller, len(v.Members)); err != nil {
+		return fmt.Errorf("volume %s: %w, it has %d: %w", v.Name, err, len(v.Members), ErrUnsatisfiable)
+	}
+	return nil
+}
+
 // minMembers is the least number of members a level takes on a
 // controller: 2 for software RAID 0, 1 for hardware RAID 0 (a single-drive
 // virtual disk, the usual way to expose a drive on controllers without

@@ -272,9 +272,9 @@ func TestResolveErrors(t *testing.T) {
 		},
 		{
 			name:     "size filters out every disk",
-			config:   `{"logical_disks": [{"size_gb": 20, "raid_level": "0"}]}`,
+			config:   `{"logical_disks": [{"size_gb": 20, "raid_level": "5"}]}`,
 			inv:      two,
-			want:     `logical disk 0: raid_level "0" needs at least 2 disks of at least 10.1 GiB, 0 match (none)`,
+			want:     `logical disk 0: raid_level "5" needs at least 3 disks of at least 10.1 GiB, 0 match (none)`,
 			sentinel: raidconf.ErrUnsatisfiable,
 		},
 		{
@@ -349,6 +349,32 @@ func TestHintsMatch(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := tc.h.Match(d); got != tc.want {
 				t.Errorf("%+v.Match = %v, want %v", tc.h, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestVolumeCheck(t *testing.T) {
+	members := func(n int) []raidconf.Member { return make([]raidconf.Member, n) }
+	for _, tc := range []struct {
+		v    raidconf.Volume
+		want string
+	}{
+		{raidconf.Volume{Name: "md0", Level: "1", Controller: "software", Members: members(2)}, ""},
+		{raidconf.Volume{Name: "md0", Level: "5", Controller: "software", Members: members(2)}, `volume md0: raid_level "5" needs at least 3 disks, it has 2`},
+		{raidconf.Volume{Name: "md0", Level: "0", Controller: "software", Members: members(1)}, `volume md0: raid_level "0" needs at least 2 disks, it has 1`},
+		{raidconf.Volume{Name: "vd0", Level: "0", Controller: "perc", Members: members(1)}, ""},
+		{raidconf.Volume{Name: "md0", Level: "1+0", Controller: "software", Members: members(6)}, ""},
+		{raidconf.Volume{Name: "md0", Level: "1+0", Controller: "software", Members: members(5)}, "needs an even number of disks"},
+		{raidconf.Volume{Name: "md0", Level: "raid1", Controller: "software", Members: members(2)}, `volume md0: raid level "raid1"`},
+	} {
+		t.Run(tc.v.Name+" "+tc.v.Level, func(t *testing.T) {
+			err := tc.v.Check()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("Check: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("Check error = %v, want %q", err, tc.want)
 			}
 		})
 	}

@@ -71,8 +71,8 @@ func TestApply(t *testing.T) {
 		{
 			name: "conflicting arrays on the wanted disks are deleted first",
 			existing: []raid.Volume{
-				live("/dev/md127", "md0", "0", "/dev/vdb", "/dev/vdc"), // wrong level
-				live("/dev/md126", "x", "1", "/dev/vdd1", "/dev/vde1"), // partitions of wanted disks
+				live("/dev/md127", "md0", "0", "/dev/vdb", "/dev/vdc"),  // wrong level
+				live("/dev/md126", "x", "1", "/dev/vdd1", "/dev/vde1"),  // partitions of wanted disks
 				live("/dev/md125", "keep", "1", "/dev/vdf", "/dev/vdg"), // not ours
 			},
 			want:   want(vol("md0", "1", "vdb", "vdc"), vol("data", "1", "vdd", "vde")),

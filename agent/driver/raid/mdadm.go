@@ -139,6 +139,10 @@ func (s *Software) createArgs(v raidconf.Volume, devices []string) ([]string, er
 		// host assembles it (the installed OS's hostname is not ours).
 		"--homehost=any",
 		"--level=" + md, "--raid-devices=" + strconv.Itoa(len(devices)), "--name=" + v.Name}
+	if v.SizeBytes > 0 && v.Level == "0" {
+		// mdadm accepts --size for RAID 0 and ignores it.
+		return nil, fmt.Errorf("volume %s: a size for software RAID 0 is not supported (it spans its members whole): %w", v.Name, ErrBadConfig)
+	}
 	if v.SizeBytes > 0 {
 		args = append(args, fmt.Sprintf("--size=%dM", perDeviceMiB(v.Level, len(devices), v.SizeBytes)))
 	}

@@ -93,6 +93,21 @@ func TestSoftwareLayout(t *testing.T) {
 			calls: []string{"/sbin/mdadm --detail --export /dev/md126", "/sbin/mdadm --detail --export /dev/md127"},
 		},
 		{
+			name:   "homehost any",
+			mdstat: readTestdata(t, "mdstat-two"),
+			details: map[string]string{
+				"/dev/md126": readTestdata(t, "detail-raid0.export"),
+				"/dev/md127": readTestdata(t, "detail-raid1-homehost-any.export"),
+			},
+			want: []raid.Volume{
+				{Name: "data", Level: "0", Controller: "software", UUID: "5c6bc4ba:bbeba1e4:96573e6d:c83f5f41",
+					State: "active", Members: []string{"/dev/vdc", "/dev/vdd"}, SizeBytes: 126976 * 1024, Device: "/dev/md126"},
+				{Name: "root", Level: "1", Controller: "software", UUID: "d3a72d61:f23646b4:297076b3:bebe4691",
+					State: "active,resync", Members: []string{"/dev/vda", "/dev/vdb"}, SizeBytes: 64512 * 1024, Device: "/dev/md127"},
+			},
+			calls: []string{"/sbin/mdadm --detail --export /dev/md126", "/sbin/mdadm --detail --export /dev/md127"},
+		},
+		{
 			name:   "empty",
 			mdstat: readTestdata(t, "mdstat-empty"),
 		},
@@ -269,7 +284,7 @@ func TestSoftwareCreateErrors(t *testing.T) {
 	})
 	t.Run("bad level and name are refused before mdadm runs", func(t *testing.T) {
 		f := newFakeMD(t, readTestdata(t, "mdstat-empty"), t.TempDir())
-		for _, v := range []raidconf.Volume{{Name: "md0", Level: "7"}, {Name: "a/b", Level: "1"}, {Level: "1"}} {
+		for _, v := range []raidconf.Volume{{Name: "md0", Level: "7"}, {Name: "a/b", Level: "1"}, {Level: "1"}, {Name: "md0", Level: "0", SizeBytes: 1 << 30}} {
 			if _, err := f.sw.Create(context.Background(), v, []string{"/dev/vdb", "/dev/vdc"}); !errors.Is(err, raid.ErrBadConfig) {
 				t.Errorf("Create(%+v) error = %v, want ErrBadConfig", v, err)
 			}

@@ -125,6 +125,9 @@ func Apply(ctx context.Context, ctrls map[string]Controller, want *raidconf.Reso
 			return rep, fmt.Errorf("volume %s: controller %q is not configured here (have %s): %w",
 				v.Name, v.Controller, controllerNames(ctrls), ErrNoController)
 		}
+		if err := v.Check(); err != nil {
+			return rep, err
+		}
 		p := &planned{want: v, ctrl: ctrl}
 		for _, m := range v.Members {
 			dev := m.Name
