@@ -11,7 +11,9 @@ PROTO_FILES := $(wildcard proto/underlay/v1/*.proto)
 PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
 # Debian packages the tests use.
-TEST_DEBS  := protobuf-compiler curl openssl udhcpc iproute2 iputils-ping zstd
+# busybox serves the two-role example's join API; e2fsprogs and util-linux
+# make and inspect the filesystems the wipe tests destroy.
+TEST_DEBS  := protobuf-compiler curl openssl udhcpc iproute2 iputils-ping zstd busybox e2fsprogs util-linux
 TEST_TIMEOUT ?= 25m
 
 .PHONY: all build test unit e2e demo-local lint proto proto-check bench demo deps tools clean image
@@ -59,11 +61,12 @@ lint:
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags bench ./test/bench/... ./test/loadgen/... ./test/lab/...
+	$(GO) vet -tags vmtest ./agent/driver/...
 
 # Packages whose tests boot QEMU VMs in network namespaces (root); they run
 # one at a time in e2e, after everything else.
-E2E_PKGS   := ./discovery-image/... ./test/lab/...
-UNIT_PKGS  = $(shell $(GO) list ./... | grep -v -e /discovery-image -e /test/lab)
+E2E_PKGS   := ./discovery-image/... ./test/vmtest/... ./test/lab/...
+UNIT_PKGS  = $(shell $(GO) list ./... | grep -v -e /discovery-image -e /test/lab -e /test/vmtest)
 
 # test runs every test: lint, the generated-code check, unit and
 # integration tests (in-process clusters, real server processes killed with
@@ -81,7 +84,7 @@ e2e: image
 
 bench: deps
 	$(GO) test -tags bench -count=1 -run . -v -timeout 60m ./test/bench/...
-	$(GO) test -tags bench -count=1 -run TestAgentsAtScale -v -timeout 60m ./test/loadgen/
+	$(GO) test -tags bench -count=1 -run 'TestAgentsAtScale|TestDispatchAtScale' -v -timeout 60m ./test/loadgen/
 	$(GO) test -tags bench -count=1 -run 'TestBench(Boot|DHCP)' -v -timeout 60m ./test/lab/
 
 # demo is the main job: a three-node cluster in a private lab network and a
