@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -18,6 +17,18 @@ import (
 	"underlay.dev/agent/driver/inventory"
 	underlayv1 "underlay.dev/proto/underlay/v1"
 )
+
+// TB is what the agent helpers need of a test; programs (the demo) can
+// implement it too, unlike testing.TB.
+type TB interface {
+	Helper()
+	Logf(format string, args ...any)
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+	TempDir() string
+	Failed() bool
+}
 
 // SimMachine is a simulated machine: the in-process agent's inventory
 // driver reports a synthetic inventory built from these facts, and the real
@@ -37,11 +48,11 @@ type SimMachine struct {
 
 // NewSimMachine returns a machine with a random valid DMI UUID, serial,
 // two NICs and two disks.
-func NewSimMachine(tb testing.TB, name string) *SimMachine {
+func NewSimMachine(tb TB, name string) *SimMachine {
 	tb.Helper()
 	b := make([]byte, 16)
 	if _, err := rand.Read(b); err != nil {
-		tb.Fatal(err)
+		tb.Fatalf("random: %v", err)
 	}
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
@@ -55,11 +66,11 @@ func NewSimMachine(tb testing.TB, name string) *SimMachine {
 }
 
 // RandomMAC returns a random locally administered unicast MAC.
-func RandomMAC(tb testing.TB) string {
+func RandomMAC(tb TB) string {
 	tb.Helper()
 	b := make([]byte, 6)
 	if _, err := rand.Read(b); err != nil {
-		tb.Fatal(err)
+		tb.Fatalf("random: %v", err)
 	}
 	b[0] = b[0]&0xfc | 0x02
 	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3], b[4], b[5])
@@ -177,7 +188,7 @@ type AgentSpec struct {
 // Agent is an in-process agent that can be stopped and started again on
 // the same state directory (a reboot).
 type Agent struct {
-	tb   testing.TB
+	tb   TB
 	spec AgentSpec
 	Log  *LogBuffer
 
@@ -190,7 +201,7 @@ type Agent struct {
 }
 
 // StartAgent runs an agent until the end of the test.
-func StartAgent(tb testing.TB, s AgentSpec) *Agent {
+func StartAgent(tb TB, s AgentSpec) *Agent {
 	tb.Helper()
 	if s.StateDir == "" {
 		s.StateDir = filepath.Join(tb.TempDir(), "state")
@@ -279,11 +290,16 @@ func (a *Agent) Connected() (string, bool) {
 }
 
 // WaitEnrolled waits for the agent to enroll and hold a session.
-func (a *Agent) WaitEnrolled(tb testing.TB, d time.Duration) string {
+func (a *Agent) WaitEnrolled(tb TB, d time.Duration) string {
 	tb.Helper()
-	Eventually(tb, d, "agent "+a.spec.Machine.Name+" to enroll and connect", func() bool {
-		_, ok := a.Connected()
-		return ok && a.MachineID() != ""
-	})
-	return a.MachineID()
+	deadline := time.Now().Add(d)
+	for {
+		if _, ok := a.Connected(); ok && a.MachineID() != "" {
+			return a.MachineID()
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("agent %s did not enroll and connect within %s", a.spec.Machine.Name, d)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
