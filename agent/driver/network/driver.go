@@ -226,6 +226,11 @@ func (d *driver) converge(ctx context.Context, ops []op, goalFn func(*State) (*g
 			}
 			return fmt.Errorf("still to do: %s: %w", strings.Join(left, "; "), errors.Join(append(failed, ErrNotConverged)...))
 		}
+		// After deleting or releasing links, plan the rest again from what
+		// the kernel did: it restores released slaves' MACs and MTUs.
+		if i := lastRelease(ops); i >= 0 && i < len(ops)-1 {
+			ops = ops[:i+1]
+		}
 		for _, o := range ops {
 			if err := ctx.Err(); err != nil && !keepGoing {
 				return fmt.Errorf("interrupted before %s: %w", o, err)
@@ -243,6 +248,17 @@ func (d *driver) converge(ctx context.Context, ops []op, goalFn func(*State) (*g
 			failed = append(failed, err)
 		}
 	}
+}
+
+// lastRelease is the index of the last link deletion or release in ops, or -1.
+func lastRelease(ops []op) int {
+	last := -1
+	for i, o := range ops {
+		if o.kind == opLinkDel || o.kind == opNoMaster {
+			last = i
+		}
+	}
+	return last
 }
 
 func (d *driver) exec(o op) error {

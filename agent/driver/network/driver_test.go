@@ -244,7 +244,7 @@ func TestApplyRollsBack(t *testing.T) {
 			wantErr: []string{"check failed for 100ms: dial 10.213.1.11:7443: i/o timeout", "rolled back to the previous configuration"},
 			wantIs:  ErrRolledBack,
 			wantSteps: []string{"rolling back: check failed for 100ms: dial 10.213.1.11:7443: i/o timeout",
-				"delete link bond0", "set mtu of eth0 to 1500", "set eth0 up", "add address 10.0.2.15/24 to eth0",
+				"delete link bond0", "set eth0 up", "add address 10.0.2.15/24 to eth0",
 				"add route default via 10.0.2.2 dev eth0 metric 1024", "write resolv.conf (nameservers 10.0.2.3)",
 				"previous configuration restored"}},
 		{name: "a step fails", st: machine, check: bondGone,

@@ -18,13 +18,14 @@ type fakeKernel struct {
 	st      *State
 	next    int
 	random  map[string]bool // bonds whose MAC is still the random one
+	origMTU map[string]int  // slaves' MTUs from before they were enslaved
 	calls   []string
 	failOn  func(o op) error
 	created int
 }
 
 func newFakeKernel(st *State) *fakeKernel {
-	k := &fakeKernel{st: st.clone(), random: map[string]bool{}}
+	k := &fakeKernel{st: st.clone(), random: map[string]bool{}, origMTU: map[string]int{}}
 	k.st.Resolv = nil
 	for _, l := range st.Links {
 		k.next = max(k.next, l.Index)
@@ -93,6 +94,7 @@ func (k *fakeKernel) exec(o op) error {
 		}
 		// The driver sets the slave down first; the kernel opens it again.
 		k.down(l)
+		k.origMTU[l.Name] = l.MTU
 		l.Master = m.Name
 		if k.random[m.Name] {
 			m.MAC, k.random[m.Name] = l.MAC, false
@@ -188,6 +190,9 @@ func (k *fakeKernel) del(l *Link) {
 
 func (k *fakeKernel) release(l *Link) {
 	l.Master = ""
+	if mtu, ok := k.origMTU[l.Name]; ok {
+		l.MTU = mtu
+	}
 	if l.PermMAC != "" {
 		l.MAC = l.PermMAC
 	}
