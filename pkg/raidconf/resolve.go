@@ -369,8 +369,9 @@ func (ld LogicalDisk) filter(d *underlayv1.BlockDevice) string {
 }
 
 // interfaceIs matches an Ironic interface_type against the inventory. SATA
-// and SAS disks both sit on the SCSI layer; SATA ones report vendor "ATA"
-// or have "-ata-" in their by-path link, SAS ones "-sas-".
+// and SAS disks both sit on the SCSI layer; SATA ones report vendor "ATA",
+// a "t10.ATA" WWN (libata's made-up one for disks without a WWN) or have
+// "-ata-" in their by-path link, SAS ones "-sas-".
 func interfaceIs(d *underlayv1.BlockDevice, want string) bool {
 	ctl := d.GetController()
 	bp := d.GetByPath()
@@ -378,7 +379,8 @@ func interfaceIs(d *underlayv1.BlockDevice, want string) bool {
 	case "scsi":
 		return ctl == "scsi"
 	case "sata":
-		return ctl == "ide" || ctl == "scsi" && (strings.EqualFold(strings.TrimSpace(d.GetVendor()), "ATA") || strings.Contains(bp, "-ata-"))
+		return ctl == "ide" || ctl == "scsi" && (strings.EqualFold(strings.TrimSpace(d.GetVendor()), "ATA") ||
+			strings.HasPrefix(strings.ToLower(d.GetWwn()), "t10.ata") || strings.Contains(bp, "-ata-"))
 	case "sas":
 		return ctl == "scsi" && strings.Contains(bp, "-sas-")
 	default: // nvme, virtio

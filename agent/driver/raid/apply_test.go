@@ -124,6 +124,12 @@ func TestApply(t *testing.T) {
 			sentinel: raid.ErrNoDevice,
 		},
 		{
+			name:     "too few members for the level fails before anything is touched",
+			want:     want(vol("md0", "1", "vdb", "vdc"), vol("data", "5", "vdd", "vde")),
+			err:      `volume data: raid_level "5" needs at least 3 disks, it has 2`,
+			sentinel: raidconf.ErrUnsatisfiable,
+		},
+		{
 			name:     "disk wanted twice",
 			want:     want(vol("md0", "1", "vdb", "vdc"), vol("data", "1", "vdc", "vdd")),
 			err:      "volume data: /dev/vdc is also a member of md0",
