@@ -843,8 +843,11 @@ type Machine struct {
 	// ran against; classified_by names the rules that matched.
 	ClassifiedVersion uint64   `protobuf:"varint,20,opt,name=classified_version,json=classifiedVersion,proto3" json:"classified_version,omitempty"`
 	ClassifiedBy      []string `protobuf:"bytes,21,rep,name=classified_by,json=classifiedBy,proto3" json:"classified_by,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// connected_addr is the address the agent's session comes from, filled
+	// on read by the node that holds the session.
+	ConnectedAddr string `protobuf:"bytes,22,opt,name=connected_addr,json=connectedAddr,proto3" json:"connected_addr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Machine) Reset() {
@@ -1022,6 +1025,13 @@ func (x *Machine) GetClassifiedBy() []string {
 		return x.ClassifiedBy
 	}
 	return nil
+}
+
+func (x *Machine) GetConnectedAddr() string {
+	if x != nil {
+		return x.ConnectedAddr
+	}
+	return ""
 }
 
 // Event is something that happened in the cluster.
@@ -2761,7 +2771,7 @@ const file_underlay_v1_types_proto_rawDesc = "" +
 	"machine_id\x18\x01 \x01(\tR\tmachineId\x12\x12\n" +
 	"\x04uuid\x18\x02 \x01(\tR\x04uuid\x12\x18\n" +
 	"\aserials\x18\x03 \x03(\tR\aserials\x12\x12\n" +
-	"\x04macs\x18\x04 \x03(\tR\x04macs\"\xe2\a\n" +
+	"\x04macs\x18\x04 \x03(\tR\x04macs\"\x89\b\n" +
 	"\aMachine\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\bhostname\x18\x02 \x01(\tR\bhostname\x12/\n" +
@@ -2785,7 +2795,8 @@ const file_underlay_v1_types_proto_rawDesc = "" +
 	"\bprofiles\x18\x12 \x03(\tR\bprofiles\x128\n" +
 	"\x06params\x18\x13 \x03(\v2 .underlay.v1.Machine.ParamsEntryR\x06params\x12-\n" +
 	"\x12classified_version\x18\x14 \x01(\x04R\x11classifiedVersion\x12#\n" +
-	"\rclassified_by\x18\x15 \x03(\tR\fclassifiedBy\x1a9\n" +
+	"\rclassified_by\x18\x15 \x03(\tR\fclassifiedBy\x12%\n" +
+	"\x0econnected_addr\x18\x16 \x01(\tR\rconnectedAddr\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aR\n" +

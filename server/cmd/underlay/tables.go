@@ -131,6 +131,7 @@ func (p *printer) machineDetail(w io.Writer, m *underlayv1.Machine) {
 	kv(w, "Online", online(m))
 	kv(w, "Last seen", p.ago(m.GetLastSeen()))
 	kv(w, "Connected to", m.GetConnectedNode())
+	kv(w, "Connected from", m.GetConnectedAddr())
 	id := m.GetIdentity()
 	kv(w, "UUID", id.GetUuid())
 	kv(w, "MACs", strings.Join(id.GetMacs(), ","))

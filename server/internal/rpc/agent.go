@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -184,7 +185,11 @@ func (s *agentService) Session(stream underlayv1.AgentService_SessionServer) err
 	if first.GetHello() == nil {
 		return errf(codes.InvalidArgument, "session must start with hello")
 	}
-	sess := s.presence.open(id, cancel, s.now())
+	peerAddr := ""
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		peerAddr = p.Addr.String()
+	}
+	sess := s.presence.open(id, peerAddr, cancel, s.now())
 	if s.metrics != nil {
 		s.metrics.AgentsConnected.Set(float64(s.presence.count()))
 	}
@@ -196,7 +201,7 @@ func (s *agentService) Session(stream underlayv1.AgentService_SessionServer) err
 			s.metrics.AgentsConnected.Set(float64(s.presence.count()))
 		}
 	}()
-	s.log.Info("agent connected", "machine_id", id, "agent_version", first.GetHello().GetAgentVersion(), "running_job", first.GetHello().GetRunningJob())
+	s.log.Info("agent connected", "machine_id", id, "peer", peerAddr, "agent_version", first.GetHello().GetAgentVersion(), "running_job", first.GetHello().GetRunningJob())
 	out := &sender{stream: stream}
 	if err := out.send(&underlayv1.ServerMessage{Msg: &underlayv1.ServerMessage_Welcome{Welcome: &underlayv1.Welcome{
 		NodeId:           s.cluster.ID(),

@@ -22,6 +22,7 @@ type presence struct {
 
 type session struct {
 	machineID string
+	addr      string
 	lastSeen  time.Time
 	cancel    context.CancelFunc
 	gen       uint64
@@ -33,14 +34,14 @@ func newPresence(grace time.Duration) *presence {
 
 // open registers a session and cancels any older one of the same machine
 // on this node.
-func (p *presence) open(machineID string, cancel context.CancelFunc, now time.Time) *session {
+func (p *presence) open(machineID, addr string, cancel context.CancelFunc, now time.Time) *session {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if old, ok := p.sessions[machineID]; ok {
 		old.cancel()
 	}
 	p.gen++
-	s := &session{machineID: machineID, lastSeen: now, cancel: cancel, gen: p.gen}
+	s := &session{machineID: machineID, addr: addr, lastSeen: now, cancel: cancel, gen: p.gen}
 	p.sessions[machineID] = s
 	return s
 }
@@ -63,15 +64,16 @@ func (p *presence) close(s *session) bool {
 	return false
 }
 
-// lookup returns the last heartbeat of a machine held here.
-func (p *presence) lookup(machineID string) (time.Time, bool) {
+// lookup returns the last heartbeat and the peer address of a machine's
+// session held here.
+func (p *presence) lookup(machineID string) (time.Time, string, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s, ok := p.sessions[machineID]
 	if !ok {
-		return time.Time{}, false
+		return time.Time{}, "", false
 	}
-	return s.lastSeen, true
+	return s.lastSeen, s.addr, true
 }
 
 func (p *presence) count() int {
@@ -91,10 +93,11 @@ func (p *presence) closeAll() {
 
 // enrich fills the presence fields of m from this node's sessions.
 func (s *Server) enrich(m *underlayv1.Machine) {
-	if seen, ok := s.presence.lookup(m.GetId()); ok {
+	if seen, addr, ok := s.presence.lookup(m.GetId()); ok {
 		m.Online = true
 		m.ConnectedNode = s.cluster.ID()
 		m.LastSeen = timestamppb.New(seen)
+		m.ConnectedAddr = addr
 	}
 }
 
@@ -108,7 +111,7 @@ func (s *Server) markOfflineLater(machineID string) {
 		case <-s.done:
 			return
 		}
-		if _, back := s.presence.lookup(machineID); back {
+		if _, _, back := s.presence.lookup(machineID); back {
 			return
 		}
 		m, err := s.store.Machine(machineID)
