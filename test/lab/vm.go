@@ -34,6 +34,9 @@ type VMConfig struct {
 	// FirmwarePXE removes the NIC's iPXE option ROM, so that the firmware's
 	// own PXE client starts the boot and fetches iPXE over TFTP.
 	FirmwarePXE bool
+	// Reboot lets the VM reboot (a guest reboot or a reset through QMP);
+	// without it QEMU exits when the guest reboots.
+	Reboot bool
 }
 
 // VM is a running QEMU machine.
@@ -45,7 +48,11 @@ type VM struct {
 	Serial string
 	// Started is when QEMU was started (power-on).
 	Started time.Time
+	// Args is the QEMU command line (run in the bridge namespace).
+	Args []string
 	*Proc
+
+	dir string
 
 	mu   sync.Mutex
 	seen map[string]time.Duration
@@ -55,6 +62,18 @@ type VM struct {
 // (TCG) inside the bridge namespace, PXE-booting from its first NIC. QEMU
 // is killed at cleanup.
 func StartVM(tb TB, net *Network, cfg VMConfig) *VM {
+	tb.Helper()
+	vm := PrepareVM(tb, net, cfg)
+	vm.Started = time.Now()
+	vm.Proc = StartProc(tb, "qemu "+vm.Config.Name, net.NS, filepath.Join(vm.dir, vm.Config.Name+".qemu.log"), vm.Args...)
+	vm.Watch(tb)
+	return vm
+}
+
+// PrepareVM creates the disks and taps of a VM and its QEMU command line
+// (vm.Args, to run inside the bridge namespace) without starting it: a
+// simulated BMC powers it on (see test/redfish). Call Watch once it runs.
+func PrepareVM(tb TB, net *Network, cfg VMConfig) *VM {
 	tb.Helper()
 	if cfg.CPUs == 0 {
 		cfg.CPUs = 2
@@ -70,11 +89,14 @@ func StartVM(tb TB, net *Network, cfg VMConfig) *VM {
 		cfg.Name = fmt.Sprintf("vm%d", net.vms)
 	}
 	dir := tb.TempDir()
-	vm := &VM{Config: cfg, Serial: filepath.Join(dir, cfg.Name+".serial.log")}
+	vm := &VM{Config: cfg, Serial: filepath.Join(dir, cfg.Name+".serial.log"), dir: dir}
 	args := []string{"qemu-system-x86_64", "-name", cfg.Name, "-machine", "q35", "-accel", "tcg", "-cpu", "max",
 		"-smp", strconv.Itoa(cfg.CPUs), "-m", strconv.Itoa(cfg.MemoryMiB),
-		"-display", "none", "-monitor", "none", "-serial", "file:" + vm.Serial, "-no-reboot",
+		"-display", "none", "-monitor", "none", "-serial", "file:" + vm.Serial,
 		"-device", "virtio-rng-pci"}
+	if !cfg.Reboot {
+		args = append(args, "-no-reboot")
+	}
 	if cfg.UEFI {
 		vars := filepath.Join(dir, "OVMF_VARS.fd")
 		if err := copyFile(OVMFVars, vars); err != nil {
@@ -111,8 +133,15 @@ func StartVM(tb TB, net *Network, cfg VMConfig) *VM {
 		}
 		args = append(args, "-netdev", fmt.Sprintf("tap,id=n%d,ifname=%s,script=no,downscript=no", i, tap), "-device", dev)
 	}
-	vm.Started = time.Now()
-	vm.Proc = StartProc(tb, "qemu "+cfg.Name, net.NS, filepath.Join(dir, cfg.Name+".qemu.log"), args...)
+	vm.Args = args
+	return vm
+}
+
+// Watch logs the VM's serial-console milestones until the end of the test
+// and prints the console's tail if the test failed.
+func (vm *VM) Watch(tb TB) {
+	tb.Helper()
+	cfg := vm.Config
 	stop, done := make(chan struct{}), make(chan struct{})
 	go vm.watch(tb, stop, done)
 	tb.Cleanup(func() { close(stop); <-done })
@@ -120,10 +149,11 @@ func StartVM(tb TB, net *Network, cfg VMConfig) *VM {
 		if tb.Failed() {
 			b, _ := os.ReadFile(vm.Serial)
 			tb.Logf("serial console of %s (tail):\n%s", cfg.Name, tail(b, 40))
-			tb.Logf("qemu output of %s:\n%s", cfg.Name, tail(vm.Output(), 10))
+			if vm.Proc != nil {
+				tb.Logf("qemu output of %s:\n%s", cfg.Name, tail(vm.Output(), 10))
+			}
 		}
 	})
-	return vm
 }
 
 // watch logs serial-console milestones, with the time since power-on, as
