@@ -385,3 +385,34 @@ func TestApplyCancelledRollsBack(t *testing.T) {
 	}
 	sameState(t, r.before, r.state(t))
 }
+
+// TestApplyVethBond bonds NICs that have no permanent MAC (veths): once
+// enslaved, the second one carries the first one's MAC, and only the bond
+// knows its own.
+func TestApplyVethBond(t *testing.T) {
+	st := machine()
+	for i := range st.Links {
+		if l := &st.Links[i]; l.Kind == "device" {
+			l.Kind, l.PermMAC = "veth", ""
+		}
+	}
+	r := newRig(t, st)
+	rep, err := r.d.Apply(context.Background(), parse(t, bondVLAN), nil, nil)
+	if err != nil || !rep.Changed {
+		t.Fatalf("Apply = %v, %v", rep.Changed, err)
+	}
+	if l := r.k.st.link("eth1"); l.Master != "bond0" || l.MAC != "52:54:00:76:00:01" {
+		t.Fatalf("eth1: master %q mac %s, want bond0 and eth0's MAC", l.Master, l.MAC)
+	}
+	rep, err = r.d.Apply(context.Background(), parse(t, bondVLAN), nil, nil)
+	if err != nil || rep.Changed {
+		t.Errorf("Apply again = %v, %v; want no change", rep.Changed, err)
+	}
+	// Back: a config that fails its check restores the plain veths.
+	r2 := newRig(t, st)
+	_, err = r2.d.Apply(context.Background(), parse(t, bondVLAN), func(context.Context) error { return errors.New("no server") }, nil)
+	if !errors.Is(err, ErrRolledBack) {
+		t.Fatalf("Apply error = %v, want ErrRolledBack", err)
+	}
+	sameState(t, r2.before, r2.state(t))
+}

@@ -19,13 +19,14 @@ type fakeKernel struct {
 	next    int
 	random  map[string]bool // bonds whose MAC is still the random one
 	origMTU map[string]int  // slaves' MTUs from before they were enslaved
+	origMAC map[string]string
 	calls   []string
 	failOn  func(o op) error
 	created int
 }
 
 func newFakeKernel(st *State) *fakeKernel {
-	k := &fakeKernel{st: st.clone(), random: map[string]bool{}, origMTU: map[string]int{}}
+	k := &fakeKernel{st: st.clone(), random: map[string]bool{}, origMTU: map[string]int{}, origMAC: map[string]string{}}
 	k.st.Resolv = nil
 	for _, l := range st.Links {
 		k.next = max(k.next, l.Index)
@@ -33,7 +34,17 @@ func newFakeKernel(st *State) *fakeKernel {
 	return k
 }
 
-func (k *fakeKernel) snapshot() (*State, error) { return k.st.clone(), nil }
+// snapshot reports a slave without a permanent MAC with the one its bond
+// remembers (IFLA_BOND_SLAVE_PERM_HWADDR), like netlinkSystem.
+func (k *fakeKernel) snapshot() (*State, error) {
+	st := k.st.clone()
+	for i := range st.Links {
+		if l := &st.Links[i]; l.PermMAC == "" && l.Master != "" {
+			l.PermMAC = k.origMAC[l.Name]
+		}
+	}
+	return st, nil
+}
 
 func (k *fakeKernel) exec(o op) error {
 	k.calls = append(k.calls, o.String())
@@ -94,7 +105,7 @@ func (k *fakeKernel) exec(o op) error {
 		}
 		// The driver sets the slave down first; the kernel opens it again.
 		k.down(l)
-		k.origMTU[l.Name] = l.MTU
+		k.origMTU[l.Name], k.origMAC[l.Name] = l.MTU, l.MAC
 		l.Master = m.Name
 		if k.random[m.Name] {
 			m.MAC, k.random[m.Name] = l.MAC, false
@@ -193,8 +204,8 @@ func (k *fakeKernel) release(l *Link) {
 	if mtu, ok := k.origMTU[l.Name]; ok {
 		l.MTU = mtu
 	}
-	if l.PermMAC != "" {
-		l.MAC = l.PermMAC
+	if mac, ok := k.origMAC[l.Name]; ok {
+		l.MAC = mac
 	}
 	k.down(l)
 }

@@ -38,6 +38,10 @@ func (s *netlinkSystem) snapshot() (*State, error) {
 		}
 		if len(a.PermHWAddr) > 0 && !allZero(a.PermHWAddr) {
 			sl.PermMAC = a.PermHWAddr.String()
+		} else if bs, ok := a.Slave.(*netlink.BondSlave); ok && len(bs.PermHardwareAddr) > 0 && !allZero(bs.PermHardwareAddr) {
+			// A NIC without a burned-in MAC (veth) that the bond gave its
+			// MAC: the bond remembers the one it had.
+			sl.PermMAC = bs.PermHardwareAddr.String()
 		}
 		switch v := l.(type) {
 		case *netlink.Bond:
