@@ -58,6 +58,7 @@ var (
 
 	errRevoked = errors.New("certificate no longer accepted")
 	errSilent  = errors.New("server stopped answering heartbeats")
+	errNetwork = errors.New("host network changed; reconnecting")
 )
 
 // Config configures an Agent.
@@ -119,6 +120,7 @@ type Agent struct {
 	runner     *runner.Runner
 	runnerErr  string
 	netChanged atomic.Bool
+	hwDirty    atomic.Bool // a hardware step ran since the last inventory was sent
 
 	mu        sync.Mutex
 	servers   []string

@@ -44,6 +44,9 @@ type executor struct {
 	a      *Agent
 	dir    string
 	outbox chan *underlayv1.AgentMessage
+	// reconnect asks the session loop to end the session (after a network
+	// change).
+	reconnect chan struct{}
 
 	mu      sync.Mutex
 	running *runningJob
@@ -69,11 +72,12 @@ type storedResult struct {
 
 func newExecutor(a *Agent) *executor {
 	return &executor{
-		a:       a,
-		dir:     filepath.Join(a.cfg.StateDir, resultsDir),
-		outbox:  make(chan *underlayv1.AgentMessage, outboxSize),
-		results: map[string]*storedResult{},
-		logs:    map[string][]byte{},
+		a:         a,
+		dir:       filepath.Join(a.cfg.StateDir, resultsDir),
+		outbox:    make(chan *underlayv1.AgentMessage, outboxSize),
+		reconnect: make(chan struct{}, 1),
+		results:   map[string]*storedResult{},
+		logs:      map[string][]byte{},
 	}
 }
 
@@ -380,7 +384,7 @@ func (a *Agent) runJob(ctx context.Context, run *underlayv1.RunStep, log runner.
 		res.Outputs = append(res.Outputs, &underlayv1.Param{Name: o.Name, Value: o.Value, Secret: secret[o.Name] || o.Secret})
 	}
 	if isHardware(run.GetKind()) {
-		a.hardwareChanged(ctx)
+		a.hardwareChanged(ctx, run.GetKind())
 	}
 	return res
 }
@@ -395,9 +399,20 @@ func isHardware(kind string) bool {
 
 // hardwareChanged re-collects the inventory after a hardware step and
 // queues it before the step's result, so that the cluster sees the new
-// arrays, bonds and addresses when the plan moves on.
-func (a *Agent) hardwareChanged(ctx context.Context) {
-	a.netChanged.Store(true)
+// arrays, bonds and addresses when the plan moves on. After a network
+// change the session's connection may be dead without knowing it (its
+// address is gone), so the agent reconnects at once, and every new session
+// starts with a fresh inventory until one has been sent.
+func (a *Agent) hardwareChanged(ctx context.Context, kind string) {
+	a.hwDirty.Store(true)
+	if kind == "network" {
+		a.netChanged.Store(true)
+		select {
+		case a.exec.reconnect <- struct{}{}:
+		default:
+		}
+		return
+	}
 	inv, err := a.hw.Collect(ctx)
 	if err != nil {
 		a.log.Warn("inventory after a hardware step", "error", err.Error())

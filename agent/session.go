@@ -186,6 +186,14 @@ func (a *Agent) loop(ctx, runCtx context.Context, stream sessionStream, conn *gr
 	defer renew.Stop()
 	resend := time.NewTicker(resendEvery)
 	defer resend.Stop()
+	if a.hwDirty.Load() {
+		// First, so that the results queued next meet the new hardware.
+		a.collect(ctx)
+		if err := sendInventory(); err != nil {
+			return err
+		}
+		a.hwDirty.Store(false)
+	}
 	a.exec.sessionStarted()
 	lastRecv := a.clock.local()
 	var seq uint64
@@ -216,13 +224,16 @@ func (a *Agent) loop(ctx, runCtx context.Context, stream sessionStream, conn *gr
 				a.exec.ack(runCtx, m.GetJobAck().GetJobId())
 			}
 		case m := <-a.exec.outbox:
-			if inv := m.GetInventory(); inv != nil {
-				a.inv, a.invHash = inv, a.hw.Hash(inv)
-			}
 			if err := send(m); err != nil {
 				// Output and results are sent again on the next session.
 				return err
 			}
+			if inv := m.GetInventory(); inv != nil {
+				a.inv, a.invHash = inv, a.hw.Hash(inv)
+				a.hwDirty.Store(false)
+			}
+		case <-a.exec.reconnect:
+			return errNetwork
 		case <-resend.C:
 			a.exec.resendUnacked()
 		case <-hb.C:

@@ -60,7 +60,7 @@ func WaitDiscovered(tb TB, cl *client.Client, vm *VM) Boot {
 			b.Machine = m
 			break
 		}
-		if !vm.Running() {
+		if vm.Proc != nil && !vm.Running() {
 			tb.Fatalf("%s: qemu exited before the machine was discovered:\n%s\nserial (tail):\n%s",
 				vm.Config.Name, tail(vm.Output(), 10), tail(vm.SerialLog(), 40))
 		}
