@@ -60,7 +60,9 @@ func waitPlan(tb TB, cl *client.Client, id, what string, d time.Duration, cond f
 	return nil
 }
 
-func planDone(p *underlayv1.Plan) bool { return p.GetState() != underlayv1.PlanState_PLAN_STATE_RUNNING }
+func planDone(p *underlayv1.Plan) bool {
+	return p.GetState() != underlayv1.PlanState_PLAN_STATE_RUNNING
+}
 
 // jobOutput returns the stored output of a machine's jobs.
 func jobOutput(tb TB, cl *client.Client, id string) string {
