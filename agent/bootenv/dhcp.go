@@ -36,6 +36,19 @@ func dhcpModifiers(vendorClass string) []dhcpv4.Modifier {
 // dhcpAll runs DHCP on every link at once until one gets a lease or ctx
 // ends, configures the winner and keeps its lease renewed.
 func dhcpAll(ctx context.Context, log *slog.Logger, o Options, links []string) (NetConfig, error) {
+	return dhcpRace(ctx, ctx, log, o, links)
+}
+
+// Lease runs DHCP on one link until it gets a lease or ctx ends,
+// configures it (address, routes, resolv.conf) and, unless o.NoRenew,
+// renews it in the background until renew ends. The host network driver
+// uses it for ipv4_dhcp networks of a role's network config.
+func Lease(ctx, renew context.Context, o Options, iface string) (NetConfig, error) {
+	o = o.withDefaults()
+	return dhcpRace(ctx, renew, o.Log, o, []string{iface})
+}
+
+func dhcpRace(ctx, renew context.Context, log *slog.Logger, o Options, links []string) (NetConfig, error) {
 	if len(links) == 0 {
 		return NetConfig{}, ErrNoLinks
 	}
@@ -78,7 +91,7 @@ func dhcpAll(ctx context.Context, log *slog.Logger, o Options, links []string) (
 		win.client.Close()
 		return nc, nil
 	}
-	go renewLoop(ctx, log, o, win.client, win.lease, nc, mods)
+	go renewLoop(renew, log, o, win.client, win.lease, nc, mods)
 	return nc, nil
 }
 

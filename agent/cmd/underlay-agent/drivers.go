@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"underlay.dev/agent"
+	"underlay.dev/agent/bootenv"
 	"underlay.dev/agent/driver/bios"
 	"underlay.dev/agent/driver/network"
 	"underlay.dev/agent/driver/raid"
@@ -27,9 +28,15 @@ const RAIDControllerDir = "/etc/underlay/raid"
 
 // drivers returns the real hardware drivers: mdadm software RAID plus the
 // command-driven controllers of RAIDControllerDir, Redfish BIOS, netlink
-// networking and the disk wipe.
-func drivers(log *slog.Logger) agent.Hardware {
+// networking (DHCP for ipv4_dhcp networks renewed until ctx ends) and the
+// disk wipe. stopBootLease, if set, is called once a network config is in
+// place.
+func drivers(ctx context.Context, log *slog.Logger, stopBootLease func()) agent.Hardware {
 	software := raid.NewSoftware(raid.SoftwareConfig{})
+	dhcp := func(jctx context.Context, iface string) error {
+		_, err := bootenv.Lease(jctx, ctx, bootenv.Options{Log: log.With("component", "dhcp")}, iface)
+		return err
+	}
 	return agent.Hardware{
 		RAID: func(ctx context.Context, specJSON string, w io.Writer) error {
 			var want raidconf.Resolved
@@ -56,9 +63,12 @@ func drivers(log *slog.Logger) agent.Hardware {
 			if err != nil {
 				return fmt.Errorf("network spec: %w", err)
 			}
-			rep, err := network.New(network.Config{Logger: log.With("component", "network")}).Apply(ctx, d, check, w)
+			rep, err := network.New(network.Config{Logger: log.With("component", "network"), DHCP: dhcp}).Apply(ctx, d, check, w)
 			if err != nil {
 				return err
+			}
+			if stopBootLease != nil {
+				stopBootLease()
 			}
 			if !rep.Changed {
 				fmt.Fprintln(w, "network: configuration already in place")

@@ -65,8 +65,8 @@ func newRoot() *cobra.Command {
 			// As the uinit of the discovery image (parent is init, no
 			// arguments) the agent runs with its defaults.
 			if os.Getppid() == 1 {
-				prepareBoot(cmd.Context(), cmd.ErrOrStderr())
-				return runAgent(cmd.Context(), runFlags{}, cmd.ErrOrStderr())
+				stopLease := prepareBoot(cmd.Context(), cmd.ErrOrStderr())
+				return runAgent(cmd.Context(), runFlags{stopBootLease: stopLease}, cmd.ErrOrStderr())
 			}
 			return cmd.Help()
 		},
@@ -76,9 +76,11 @@ func newRoot() *cobra.Command {
 }
 
 type runFlags struct {
-	s          settings
-	configPath string
-	debug      bool
+	// stopBootLease stops renewing the discovery image's boot lease.
+	stopBootLease func()
+	s             settings
+	configPath    string
+	debug         bool
 }
 
 func newRunCmd() *cobra.Command {
@@ -114,7 +116,7 @@ func runAgent(ctx context.Context, f runFlags, logTo io.Writer) error {
 		return err
 	}
 	log := newLogger(logTo, f.debug)
-	cfg.Hardware = drivers(log)
+	cfg.Hardware = drivers(ctx, log, f.stopBootLease)
 	cfg.Reboot = reboot
 	a, err := agent.New(cfg, hardware{opts: inventory.Options{Log: log}}, log)
 	if err != nil {
