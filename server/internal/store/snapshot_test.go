@@ -24,6 +24,12 @@ type state struct {
 	Machines    []*underlayv1.Machine
 	Inventories []*underlayv1.Inventory
 	Events      []*underlayv1.Event
+	Definitions []*underlayv1.Definition
+	History     []*underlayv1.Definition
+	Plans       []*underlayv1.Plan
+	Jobs        []*underlayv1.Job
+	Logs        []*underlayv1.LogChunk
+	RoleStatus  []*underlayv1.RoleStatus
 }
 
 func readState(tb testing.TB, s *Store) state {
@@ -32,6 +38,22 @@ func readState(tb testing.TB, s *Store) state {
 		ClusterID: s.ClusterID(), CA: s.CA(), LastIndex: s.LastIndex(),
 		Nodes: s.Nodes(), Tokens: s.Tokens(), Operators: s.Operators(), Revocations: s.Revocations(),
 		Issued: s.IssuedTo("spiffe://underlay/machine/m-1"), Machines: s.Machines(), Events: s.Events(""),
+	}
+	st.Definitions = s.Definitions("")
+	for _, d := range st.Definitions {
+		if h, err := s.DefinitionVersion(DefKind(d), DefName(d), 1); err == nil {
+			st.History = append(st.History, h)
+		}
+	}
+	st.RoleStatus = s.RoleStatuses()
+	for _, m := range st.Machines {
+		if p, err := s.Plan(m.GetId()); err == nil {
+			st.Plans = append(st.Plans, p)
+		}
+		for _, j := range s.Jobs(m.GetId()) {
+			st.Jobs = append(st.Jobs, j)
+			st.Logs = append(st.Logs, s.Logs(j.GetId(), 0)...)
+		}
 	}
 	for _, m := range st.Machines {
 		for v := uint64(1); v <= m.GetInventoryVersion(); v++ {

@@ -64,6 +64,9 @@ func populate(tb testing.TB, s *Store) {
 		if err := tx.Event("machine.enrolled", "m-1", "hello"); err != nil {
 			return err
 		}
+		if err := populateProvisioning(tx); err != nil {
+			return err
+		}
 		return tx.Event("token.created", "", "cluster-wide")
 	})
 	write(tb, s, func(tx *Tx) error {
