@@ -138,6 +138,33 @@ func TestDispatchAtScale(t *testing.T) {
 	t.Logf("DISPATCH agents=%d tasks=%d jobs=%d elapsed=%.1fs rate=%.1f tasks/s latency p50=%.1fms p99=%.1fms max=%.1fms (n=%d) loadavg %s -> %s",
 		n, tasks, total, elapsed.Seconds(), float64(total)/elapsed.Seconds(),
 		ms(s.P50), ms(s.P99), ms(s.Max), len(lat), load0, LoadAvg())
+	// An unloaded cluster: one plan at a time, the redeploy of a machine
+	// (a wipe and the five tasks again), on ten machines of the fleet.
+	time.Sleep(5 * time.Second)
+	var idle []time.Duration
+	for _, id := range ids[:10] {
+		if _, err := admin.Provision.Redeploy(ctx, &underlayv1.MachinePlanRequest{MachineId: id}); err != nil {
+			t.Fatalf("redeploy %s: %v", id, err)
+		}
+		harness.Eventually(t, 5*time.Minute, "the redeploy of "+id, func() bool {
+			p, err := admin.Provision.GetPlan(ctx, &underlayv1.GetPlanRequest{MachineId: id})
+			return err == nil && p.GetGeneration() == 2 && p.GetState() == underlayv1.PlanState_PLAN_STATE_SUCCEEDED
+		})
+	}
+	received = f.JobsReceived()
+	for _, id := range ids[:10] {
+		res, err := admin.Provision.ListJobs(ctx, &underlayv1.ListJobsRequest{MachineId: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range res.GetJobs() {
+			if at, ok := received[j.GetId()]; ok && j.GetRunnable() != nil && j.GetGeneration() == 2 {
+				idle = append(idle, at.Sub(j.GetRunnable().AsTime()))
+			}
+		}
+	}
+	si := Summarize(idle)
+	t.Logf("DISPATCH-IDLE plans=10 steps=6 latency p50=%.1fms p99=%.1fms max=%.1fms (n=%d)", ms(si.P50), ms(si.P99), ms(si.Max), len(idle))
 	if out := os.Getenv("DISPATCH_OUT"); out != "" {
 		line := fmt.Sprintf("%d,%d,%.2f,%.1f,%.1f,%.1f\n", n, tasks, float64(total)/elapsed.Seconds(), ms(s.P50), ms(s.P99), ms(s.Max))
 		if err := os.WriteFile(filepath.Clean(out), []byte(line), 0o644); err != nil {

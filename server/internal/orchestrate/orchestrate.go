@@ -71,7 +71,7 @@ func New(cfg Config) *Orchestrator {
 		cfg.JobGrace = time.Minute
 	}
 	if cfg.Parallel <= 0 {
-		cfg.Parallel = 64
+		cfg.Parallel = 512
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

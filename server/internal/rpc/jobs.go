@@ -165,20 +165,44 @@ func (s *Server) writer(ctx context.Context, machineID string, in <-chan jobEven
 		case <-t.C:
 			flush(ctx)
 		case ev := <-in:
-			switch {
-			case ev.log != nil:
-				batch = append(batch, &underlayv1.LogChunk{JobId: ev.log.GetJobId(), Offset: ev.log.GetOffset(), Data: ev.log.GetData(), Stream: ev.log.GetStream()})
-				size += len(ev.log.GetData())
-				if size >= logFlushBytes {
-					flush(ctx)
+			// Take what else is queued: a job that started and finished
+			// within one batch needs no separate start record (FinishJob
+			// sets the start time), one Raft write less per short task.
+			evs := []jobEvent{ev}
+			for more := true; more && len(evs) < 256; {
+				select {
+				case e := <-in:
+					evs = append(evs, e)
+				default:
+					more = false
 				}
-			case ev.started != nil:
-				flush(ctx)
-				s.jobStarted(ctx, ev.started)
-			case ev.result != nil:
-				flush(ctx)
-				if s.jobResult(ctx, machineID, ev.result) {
-					_ = out.send(&underlayv1.ServerMessage{Msg: &underlayv1.ServerMessage_JobAck{JobAck: &underlayv1.JobAck{JobId: ev.result.GetJobId()}}})
+			}
+			finished := map[string]bool{}
+			for _, e := range evs {
+				if e.result != nil {
+					finished[e.result.GetJobId()] = true
+				}
+			}
+			for _, e := range evs {
+				switch {
+				case e.log != nil:
+					batch = append(batch, &underlayv1.LogChunk{JobId: e.log.GetJobId(), Offset: e.log.GetOffset(), Data: e.log.GetData(), Stream: e.log.GetStream()})
+					size += len(e.log.GetData())
+					if size >= logFlushBytes {
+						flush(ctx)
+					}
+				case e.started != nil:
+					if finished[e.started.GetJobId()] {
+						s.observeStart(e.started.GetJobId())
+						continue
+					}
+					flush(ctx)
+					s.jobStarted(ctx, e.started)
+				case e.result != nil:
+					flush(ctx)
+					if s.jobResult(ctx, machineID, e.result) {
+						_ = out.send(&underlayv1.ServerMessage{Msg: &underlayv1.ServerMessage_JobAck{JobAck: &underlayv1.JobAck{JobId: e.result.GetJobId()}}})
+					}
 				}
 			}
 		}
@@ -192,7 +216,12 @@ func (s *Server) jobStarted(ctx context.Context, ev *underlayv1.JobStartedEvent)
 		s.log.Warn("record job start", "job_id", ev.GetJobId(), "err", err)
 		return
 	}
-	if j, err := s.store.Job(ev.GetJobId()); err == nil && s.metrics != nil && j.GetRunnable() != nil {
+	s.observeStart(ev.GetJobId())
+}
+
+// observeStart records the dispatch latency of a job the agent started.
+func (s *Server) observeStart(id string) {
+	if j, err := s.store.Job(id); err == nil && s.metrics != nil && j.GetRunnable() != nil {
 		s.metrics.DispatchLatency.Observe(s.now().Sub(j.GetRunnable().AsTime()).Seconds())
 	}
 }
