@@ -63,7 +63,10 @@ func TestAppendLog(t *testing.T) {
 	}
 	// Past the cap the rest is dropped and the job marked truncated.
 	big := bytes.Repeat([]byte("x"), MaxJobLogBytes)
-	write(t, s, func(tx *Tx) error { _, err := tx.AppendLog(&underlayv1.LogChunk{JobId: "j", Offset: 8, Data: big}); return err })
+	write(t, s, func(tx *Tx) error {
+		_, err := tx.AppendLog(&underlayv1.LogChunk{JobId: "j", Offset: 8, Data: big})
+		return err
+	})
 	j, _ = s.Job("j")
 	if j.GetLogBytes() != MaxJobLogBytes || !j.GetLogTruncated() {
 		t.Errorf("after the cap: log_bytes %d truncated %v, want %d true", j.GetLogBytes(), j.GetLogTruncated(), MaxJobLogBytes)
