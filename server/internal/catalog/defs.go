@@ -110,8 +110,8 @@ func label(d *underlayv1.Definition) string {
 	return k + " " + n
 }
 
-// setMeta replaces d's meta.
-func setMeta(d *underlayv1.Definition, m *underlayv1.DefinitionMeta) {
+// SetMeta replaces d's meta.
+func SetMeta(d *underlayv1.Definition, m *underlayv1.DefinitionMeta) {
 	switch x := d.GetDef().(type) {
 	case *underlayv1.Definition_Task:
 		x.Task.Meta = m
@@ -126,8 +126,8 @@ func setMeta(d *underlayv1.Definition, m *underlayv1.DefinitionMeta) {
 	}
 }
 
-// params is d's param map (nil for tasks and rules).
-func params(d *underlayv1.Definition) map[string]*underlayv1.ParamValue {
+// Params is d's param map (nil for tasks and rules).
+func Params(d *underlayv1.Definition) map[string]*underlayv1.ParamValue {
 	switch x := d.GetDef().(type) {
 	case *underlayv1.Definition_Role:
 		return x.Role.GetParams()
@@ -160,9 +160,9 @@ func SameContentFunc(a, b *underlayv1.Definition, unseal func(sealed []byte) (st
 	}
 	a = proto.CloneOf(a)
 	b = proto.CloneOf(b)
-	setMeta(a, nil)
-	setMeta(b, nil)
-	pa, pb := params(a), params(b)
+	SetMeta(a, nil)
+	SetMeta(b, nil)
+	pa, pb := Params(a), Params(b)
 	for k, va := range pa {
 		vb, ok := pb[k]
 		if !ok || !va.GetSecret() || !vb.GetSecret() {

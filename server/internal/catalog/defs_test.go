@@ -31,7 +31,7 @@ func TestSameContent(t *testing.T) {
 		"plain":  {Value: "1"},
 		"secret": {Secret: true, Sealed: []byte("sealed:hunter2")},
 	})
-	setMeta(stored, &underlayv1.DefinitionMeta{Source: "a.yaml:1", Version: 4})
+	SetMeta(stored, &underlayv1.DefinitionMeta{Source: "a.yaml:1", Version: 4})
 	unseal := func(b []byte) (string, error) {
 		s, ok := strings.CutPrefix(string(b), "sealed:")
 		if !ok {
@@ -41,7 +41,7 @@ func TestSameContent(t *testing.T) {
 	}
 	with := func(secret *underlayv1.ParamValue) *underlayv1.Definition {
 		d := profile("p", map[string]*underlayv1.ParamValue{"plain": {Value: "1"}, "secret": secret})
-		setMeta(d, &underlayv1.DefinitionMeta{Source: "b.yaml:7"})
+		SetMeta(d, &underlayv1.DefinitionMeta{Source: "b.yaml:7"})
 		return d
 	}
 	tests := []struct {

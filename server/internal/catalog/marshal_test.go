@@ -21,8 +21,8 @@ var update = flag.Bool("update", false, "rewrite testdata/export.yaml")
 // no meta, and secrets without their values.
 func exported(d *underlayv1.Definition) *underlayv1.Definition {
 	d = proto.CloneOf(d)
-	setMeta(d, nil)
-	for _, v := range params(d) {
+	SetMeta(d, nil)
+	for _, v := range Params(d) {
 		if v.GetSecret() {
 			v.Value, v.Sealed = "", nil
 		}

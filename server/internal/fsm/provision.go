@@ -32,7 +32,7 @@ func (l txLookup) Global() *underlayv1.GlobalParams             { return l.tx.Gl
 func (l txLookup) Names(kind string) []string {
 	var out []string
 	for _, d := range l.tx.Definitions(kind) {
-		out = append(out, store.DefName(d))
+		out = append(out, catalog.Name(d))
 	}
 	return out
 }
@@ -46,24 +46,24 @@ func applyDefinitions(tx *store.Tx, c *underlayv1.ApplyDefinitions) (string, err
 	}
 	seen := map[string]string{}
 	for _, d := range defs {
-		kind, name := store.DefKind(d), store.DefName(d)
+		kind, name := catalog.Kind(d), catalog.Name(d)
 		if kind == "" {
 			return "", invalid("apply: empty definition")
 		}
 		key := kind + "/" + name
 		if src, dup := seen[key]; dup {
-			return "", invalid("apply: %s %s is defined twice (%s and %s)", kind, name, src, store.DefMeta(d).GetSource())
+			return "", invalid("apply: %s %s is defined twice (%s and %s)", kind, name, src, catalog.Meta(d).GetSource())
 		}
-		seen[key] = store.DefMeta(d).GetSource()
+		seen[key] = catalog.Meta(d).GetSource()
 	}
 	// Secrets keep their stored value when re-applied without one (an
 	// exported definition carries no secret values).
 	resolved := make([]*underlayv1.Definition, 0, len(defs))
 	for _, d := range defs {
 		d = clone(d)
-		old, _ := tx.Definition(store.DefKind(d), store.DefName(d))
+		old, _ := tx.Definition(catalog.Kind(d), catalog.Name(d))
 		if err := keepSecrets(d, old); err != nil {
-			return "", fmt.Errorf("%s%s %s: %w", sourcePrefix(d), store.DefKind(d), store.DefName(d), err)
+			return "", fmt.Errorf("%s%s %s: %w", sourcePrefix(d), catalog.Kind(d), catalog.Name(d), err)
 		}
 		resolved = append(resolved, d)
 	}
@@ -72,13 +72,13 @@ func applyDefinitions(tx *store.Tx, c *underlayv1.ApplyDefinitions) (string, err
 	}
 	var changed []string
 	for _, d := range resolved {
-		kind, name := store.DefKind(d), store.DefName(d)
+		kind, name := catalog.Kind(d), catalog.Name(d)
 		old, exists := tx.Definition(kind, name)
 		if exists && catalog.SameContent(d, old) {
 			continue
 		}
 		meta := &underlayv1.DefinitionMeta{
-			Source:      store.DefMeta(d).GetSource(),
+			Source:      catalog.Meta(d).GetSource(),
 			Version:     1,
 			Updated:     tx.Now(),
 			UpdatedBy:   tx.Actor(),
@@ -86,10 +86,10 @@ func applyDefinitions(tx *store.Tx, c *underlayv1.ApplyDefinitions) (string, err
 			ModifyIndex: tx.Index(),
 		}
 		if exists {
-			meta.Version = store.DefMeta(old).GetVersion() + 1
-			meta.CreateIndex = store.DefMeta(old).GetCreateIndex()
+			meta.Version = catalog.Meta(old).GetVersion() + 1
+			meta.CreateIndex = catalog.Meta(old).GetCreateIndex()
 		}
-		store.SetDefMeta(d, meta)
+		catalog.SetMeta(d, meta)
 		if err := tx.PutDefinition(d); err != nil {
 			return "", err
 		}
@@ -102,30 +102,17 @@ func applyDefinitions(tx *store.Tx, c *underlayv1.ApplyDefinitions) (string, err
 }
 
 func sourcePrefix(d *underlayv1.Definition) string {
-	if s := store.DefMeta(d).GetSource(); s != "" {
+	if s := catalog.Meta(d).GetSource(); s != "" {
 		return s + ": "
 	}
 	return ""
 }
 
-// paramsOf returns the param map of a definition that has one.
-func paramsOf(d *underlayv1.Definition) map[string]*underlayv1.ParamValue {
-	switch x := d.GetDef().(type) {
-	case *underlayv1.Definition_Role:
-		return x.Role.GetParams()
-	case *underlayv1.Definition_Profile:
-		return x.Profile.GetParams()
-	case *underlayv1.Definition_Global:
-		return x.Global.GetParams()
-	}
-	return nil
-}
-
 // keepSecrets fills secrets given without a value from old, and refuses a
 // secret that arrived unsealed: plaintext secrets never enter the log.
 func keepSecrets(d, old *underlayv1.Definition) error {
-	params := paramsOf(d)
-	oldParams := paramsOf(old)
+	params := catalog.Params(d)
+	oldParams := catalog.Params(old)
 	for _, name := range sortedNames(params) {
 		if err := checkSecret(name, params[name], oldParams[name]); err != nil {
 			return err

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 
 	underlayv1 "underlay.dev/proto/underlay/v1"
+	"underlay.dev/server/internal/catalog"
 	"underlay.dev/server/internal/plan"
 	"underlay.dev/server/internal/store"
 )
@@ -217,8 +218,8 @@ func TestApplyDefinitionsAllOrNothing(t *testing.T) {
 	task, _ := h.store.Definition(store.KindTask, "publish")
 	h.mustApply(t, applyDefs(def(&underlayv1.Task{Name: "publish", Script: "echo", Outputs: []*underlayv1.OutputSpec{{Name: "token"}}})))
 	again, _ := h.store.Definition(store.KindTask, "publish")
-	if store.DefMeta(again).GetVersion() != store.DefMeta(task).GetVersion() {
-		t.Errorf("unchanged re-apply bumped the version to %d", store.DefMeta(again).GetVersion())
+	if catalog.Meta(again).GetVersion() != catalog.Meta(task).GetVersion() {
+		t.Errorf("unchanged re-apply bumped the version to %d", catalog.Meta(again).GetVersion())
 	}
 	// A task a role uses cannot be deleted.
 	res = h.apply(t, &underlayv1.Command{Cmd: &underlayv1.Command_DeleteDefinition{DeleteDefinition: &underlayv1.DeleteDefinition{Kind: "task", Name: "use"}}})

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	underlayv1 "underlay.dev/proto/underlay/v1"
+	"underlay.dev/server/internal/catalog"
 	"underlay.dev/server/internal/plan"
 	"underlay.dev/server/internal/store"
 )
@@ -34,22 +35,10 @@ func (s *Server) sealParams(params map[string]*underlayv1.ParamValue) error {
 	return nil
 }
 
-func defParams(d *underlayv1.Definition) map[string]*underlayv1.ParamValue {
-	switch x := d.GetDef().(type) {
-	case *underlayv1.Definition_Role:
-		return x.Role.GetParams()
-	case *underlayv1.Definition_Profile:
-		return x.Profile.GetParams()
-	case *underlayv1.Definition_Global:
-		return x.Global.GetParams()
-	}
-	return nil
-}
-
 // redact removes sealed secret values before a definition leaves the
 // cluster: clients get {secret: true} and never the ciphertext.
 func redact(d *underlayv1.Definition) *underlayv1.Definition {
-	for _, pv := range defParams(d) {
+	for _, pv := range catalog.Params(d) {
 		if pv.GetSecret() {
 			pv.Value, pv.Sealed = "", nil
 		}
@@ -92,11 +81,11 @@ func (s *provisionService) Apply(ctx context.Context, req *underlayv1.ApplyDefin
 	defs := make([]*underlayv1.Definition, 0, len(req.GetDefinitions()))
 	for _, d := range req.GetDefinitions() {
 		d = proto.Clone(d).(*underlayv1.Definition)
-		if store.DefKind(d) == "" {
+		if catalog.Kind(d) == "" {
 			return nil, toStatus(invalidf("definition %d is empty", len(defs)))
 		}
-		if err := s.sealParams(defParams(d)); err != nil {
-			return nil, toStatus(fmt.Errorf("%s %s: %w", store.DefKind(d), store.DefName(d), err))
+		if err := s.sealParams(catalog.Params(d)); err != nil {
+			return nil, toStatus(fmt.Errorf("%s %s: %w", catalog.Kind(d), catalog.Name(d), err))
 		}
 		defs = append(defs, d)
 	}
@@ -113,10 +102,10 @@ func (s *provisionService) Apply(ctx context.Context, req *underlayv1.ApplyDefin
 	}
 	out := &underlayv1.ApplyDefinitionsResponse{Index: res.GetIndex()}
 	for _, d := range defs {
-		kind, name := store.DefKind(d), store.DefName(d)
-		r := &underlayv1.DefinitionChange{Kind: kind, Name: name, Source: store.DefMeta(d).GetSource(), Change: "unchanged"}
+		kind, name := catalog.Kind(d), catalog.Name(d)
+		r := &underlayv1.DefinitionChange{Kind: kind, Name: name, Source: catalog.Meta(d).GetSource(), Change: "unchanged"}
 		if cur, err := s.store.Definition(kind, name); err == nil {
-			m := store.DefMeta(cur)
+			m := catalog.Meta(cur)
 			r.Version = m.GetVersion()
 			switch {
 			case m.GetCreateIndex() == res.GetIndex():
@@ -144,10 +133,10 @@ func (s *provisionService) dryRunApply(ctx context.Context, cmd *underlayv1.Comm
 	}
 	out := &underlayv1.ApplyDefinitionsResponse{}
 	for _, d := range defs {
-		kind, name := store.DefKind(d), store.DefName(d)
-		r := &underlayv1.DefinitionChange{Kind: kind, Name: name, Source: store.DefMeta(d).GetSource(), Change: "would create"}
+		kind, name := catalog.Kind(d), catalog.Name(d)
+		r := &underlayv1.DefinitionChange{Kind: kind, Name: name, Source: catalog.Meta(d).GetSource(), Change: "would create"}
 		if cur, err := s.store.Definition(kind, name); err == nil {
-			r.Version = store.DefMeta(cur).GetVersion()
+			r.Version = catalog.Meta(cur).GetVersion()
 			r.Change = "would update (or keep)"
 		}
 		out.Results = append(out.Results, r)

@@ -6,6 +6,7 @@ import (
 	"github.com/hashicorp/go-memdb"
 
 	underlayv1 "underlay.dev/proto/underlay/v1"
+	"underlay.dev/server/internal/catalog"
 )
 
 const (
@@ -58,73 +59,6 @@ func defHistoryTable() *memdb.TableSchema {
 				seq: func(raw any) uint64 { return raw.(*defVersion).Version },
 			}},
 		},
-	}
-}
-
-// DefKind returns the kind of a definition, "" for an empty one.
-func DefKind(d *underlayv1.Definition) string {
-	switch d.GetDef().(type) {
-	case *underlayv1.Definition_Task:
-		return KindTask
-	case *underlayv1.Definition_Role:
-		return KindRole
-	case *underlayv1.Definition_Profile:
-		return KindProfile
-	case *underlayv1.Definition_Rule:
-		return KindRule
-	case *underlayv1.Definition_Global:
-		return KindGlobal
-	}
-	return ""
-}
-
-// DefName returns the name of a definition ("global" for the global params).
-func DefName(d *underlayv1.Definition) string {
-	switch x := d.GetDef().(type) {
-	case *underlayv1.Definition_Task:
-		return x.Task.GetName()
-	case *underlayv1.Definition_Role:
-		return x.Role.GetName()
-	case *underlayv1.Definition_Profile:
-		return x.Profile.GetName()
-	case *underlayv1.Definition_Rule:
-		return x.Rule.GetName()
-	case *underlayv1.Definition_Global:
-		return KindGlobal
-	}
-	return ""
-}
-
-// DefMeta returns the meta of a definition (nil if it has none).
-func DefMeta(d *underlayv1.Definition) *underlayv1.DefinitionMeta {
-	switch x := d.GetDef().(type) {
-	case *underlayv1.Definition_Task:
-		return x.Task.GetMeta()
-	case *underlayv1.Definition_Role:
-		return x.Role.GetMeta()
-	case *underlayv1.Definition_Profile:
-		return x.Profile.GetMeta()
-	case *underlayv1.Definition_Rule:
-		return x.Rule.GetMeta()
-	case *underlayv1.Definition_Global:
-		return x.Global.GetMeta()
-	}
-	return nil
-}
-
-// SetDefMeta replaces the meta of a definition.
-func SetDefMeta(d *underlayv1.Definition, m *underlayv1.DefinitionMeta) {
-	switch x := d.GetDef().(type) {
-	case *underlayv1.Definition_Task:
-		x.Task.Meta = m
-	case *underlayv1.Definition_Role:
-		x.Role.Meta = m
-	case *underlayv1.Definition_Profile:
-		x.Profile.Meta = m
-	case *underlayv1.Definition_Rule:
-		x.Rule.Meta = m
-	case *underlayv1.Definition_Global:
-		x.Global.Meta = m
 	}
 }
 
@@ -185,7 +119,7 @@ func (tx *Tx) Definitions(kind string) []*underlayv1.Definition { return defsOf(
 // PutDefinition stores d as the current version of its kind/name and keeps
 // it in the history. The caller sets meta (version, indexes).
 func (tx *Tx) PutDefinition(d *underlayv1.Definition) error {
-	kind, name := DefKind(d), DefName(d)
+	kind, name := catalog.Kind(d), catalog.Name(d)
 	if kind == "" || name == "" {
 		return fmt.Errorf("put definition: kind and name required: %w", ErrInvalid)
 	}
@@ -194,7 +128,7 @@ func (tx *Tx) PutDefinition(d *underlayv1.Definition) error {
 	if err := tx.txn.Insert(tableDefinitions, &defRow{Key: key, Kind: kind, Def: d}); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
-	v := DefMeta(d).GetVersion()
+	v := catalog.Meta(d).GetVersion()
 	if err := tx.txn.Insert(tableDefHistory, &defVersion{Key: key, Version: v, Def: d}); err != nil {
 		return fmt.Errorf("put %s version %d: %w", key, v, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	underlayv1 "underlay.dev/proto/underlay/v1"
+	"underlay.dev/server/internal/catalog"
 )
 
 // populateProvisioning fills the provisioning tables (for round trips).
@@ -110,7 +111,7 @@ func TestDefinitionHistory(t *testing.T) {
 		})
 	}
 	cur, err := s.Definition(KindProfile, "p")
-	if err != nil || DefMeta(cur).GetVersion() != MaxDefinitionVersions+3 {
+	if err != nil || catalog.Meta(cur).GetVersion() != MaxDefinitionVersions+3 {
 		t.Fatalf("current = %v, %v", cur, err)
 	}
 	var kept []uint64
@@ -134,7 +135,7 @@ func TestDefinitionHistory(t *testing.T) {
 func names(defs []*underlayv1.Definition) []string {
 	var out []string
 	for _, d := range defs {
-		out = append(out, DefKind(d)+"/"+DefName(d))
+		out = append(out, catalog.Kind(d)+"/"+catalog.Name(d))
 	}
 	return out
 }

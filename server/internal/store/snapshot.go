@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	underlayv1 "underlay.dev/proto/underlay/v1"
+	"underlay.dev/server/internal/catalog"
 )
 
 // The snapshot format is a stream of records: a one-byte tag, the payload
@@ -328,7 +329,7 @@ func loadInventory(txn *memdb.Txn, body []byte) error {
 }
 
 func loadDefinition(txn *memdb.Txn, current bool, d *underlayv1.Definition) error {
-	kind, name := DefKind(d), DefName(d)
+	kind, name := catalog.Kind(d), catalog.Name(d)
 	if kind == "" || name == "" {
 		return fmt.Errorf("definition without kind or name: %w", ErrInvalid)
 	}
@@ -336,5 +337,5 @@ func loadDefinition(txn *memdb.Txn, current bool, d *underlayv1.Definition) erro
 	if current {
 		return txn.Insert(tableDefinitions, &defRow{Key: key, Kind: kind, Def: d})
 	}
-	return txn.Insert(tableDefHistory, &defVersion{Key: key, Version: DefMeta(d).GetVersion(), Def: d})
+	return txn.Insert(tableDefHistory, &defVersion{Key: key, Version: catalog.Meta(d).GetVersion(), Def: d})
 }

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 
 	underlayv1 "underlay.dev/proto/underlay/v1"
+	"underlay.dev/server/internal/catalog"
 )
 
 // state is everything readable from a store, for comparisons.
@@ -41,7 +42,7 @@ func readState(tb testing.TB, s *Store) state {
 	}
 	st.Definitions = s.Definitions("")
 	for _, d := range st.Definitions {
-		if h, err := s.DefinitionVersion(DefKind(d), DefName(d), 1); err == nil {
+		if h, err := s.DefinitionVersion(catalog.Kind(d), catalog.Name(d), 1); err == nil {
 			st.History = append(st.History, h)
 		}
 	}
