@@ -27,11 +27,11 @@ func TestEnrollment(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("good token", func(t *testing.T) {
-		hw := newHardware(t, "good-1")
+		hw := harness.NewSimMachine(t, "good-1")
 		state := filepath.Join(t.TempDir(), "state")
 		a := startAgent(t, agentSpec{servers: c.Addrs(), fingerprint: c.Fingerprint, token: c.Token(agentToken, time.Hour, 5), stateDir: state, hw: hw})
 		id := a.waitEnrolled(t)
-		if want := hw.identity().GetMachineId(); id != want {
+		if want := hw.Identity().GetMachineId(); id != want {
 			t.Errorf("machine id %s, want %s (derived from the DMI UUID)", id, want)
 		}
 		if b, err := os.ReadFile(filepath.Join(state, agent.MachineIDFile)); err != nil || strings.TrimSpace(string(b)) != id {
@@ -47,10 +47,10 @@ func TestEnrollment(t *testing.T) {
 			if m.GetConnectedNode() != node {
 				t.Errorf("node %s: connected_node %q, the agent holds its session on %q", c.Nodes[i].ID, m.GetConnectedNode(), node)
 			}
-			if m.GetHostname() != hw.name {
-				t.Errorf("node %s: hostname %q, want %q", c.Nodes[i].ID, m.GetHostname(), hw.name)
+			if m.GetHostname() != hw.Name {
+				t.Errorf("node %s: hostname %q, want %q", c.Nodes[i].ID, m.GetHostname(), hw.Name)
 			}
-			if diff := cmp.Diff(hw.identity(), m.GetIdentity(), protocmp.Transform()); diff != "" {
+			if diff := cmp.Diff(hw.Identity(), m.GetIdentity(), protocmp.Transform()); diff != "" {
 				t.Errorf("node %s: stored identity (-want +got):\n%s", c.Nodes[i].ID, diff)
 			}
 			if m.GetInventoryVersion() == 0 {
@@ -61,7 +61,7 @@ func TestEnrollment(t *testing.T) {
 		if err != nil {
 			t.Fatalf("get inventory: %v", err)
 		}
-		if diff := cmp.Diff(hw.inventory(), inv, protocmp.Transform(), protocmp.IgnoreFields(&underlayv1.Inventory{}, "collected")); diff != "" {
+		if diff := cmp.Diff(hw.Inventory(), inv, protocmp.Transform(), protocmp.IgnoreFields(&underlayv1.Inventory{}, "collected")); diff != "" {
 			t.Errorf("stored inventory (-want +got):\n%s", diff)
 		}
 		if ids := machineIDs(listMachines(t, cl)); !slices.Equal(ids, []string{id}) {
@@ -117,7 +117,7 @@ func TestEnrollment(t *testing.T) {
 			name: "used up token",
 			token: func(t *testing.T) string {
 				tok := c.Token(agentToken, time.Hour, 1)
-				if err := enrollDirect(t, c, tok, newHardware(t, "first-user")); err != nil {
+				if err := enrollDirect(t, c, tok, harness.NewSimMachine(t, "first-user")); err != nil {
 					t.Fatalf("first use of a one-use token: %v", err)
 				}
 				return tok
@@ -144,7 +144,7 @@ func TestEnrollment(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tok := tc.token(t)
-			hw := newHardware(t, "refused")
+			hw := harness.NewSimMachine(t, "refused")
 			before := machineIDs(listMachines(t, cl))
 
 			// The server says why, in the gRPC status.
@@ -162,8 +162,8 @@ func TestEnrollment(t *testing.T) {
 			if err := a.stop(); err != nil {
 				t.Errorf("agent run: %v", err)
 			}
-			if _, ok := getMachine(t, cl, hw.identity().GetMachineId()); ok {
-				t.Errorf("refused machine %s exists", hw.identity().GetMachineId())
+			if _, ok := getMachine(t, cl, hw.Identity().GetMachineId()); ok {
+				t.Errorf("refused machine %s exists", hw.Identity().GetMachineId())
 			}
 			if diff := cmp.Diff(before, machineIDs(listMachines(t, cl))); diff != "" {
 				t.Errorf("machines changed by a refused enrollment (-before +after):\n%s", diff)
@@ -175,7 +175,7 @@ func TestEnrollment(t *testing.T) {
 		res := mustCreate(t, agentToken, time.Hour, 0)
 		sum := sha256.Sum256([]byte("some other cluster"))
 		wrong := hex.EncodeToString(sum[:])
-		hw := newHardware(t, "wrong-ca")
+		hw := harness.NewSimMachine(t, "wrong-ca")
 		a := startAgent(t, agentSpec{servers: c.Addrs(), fingerprint: wrong, token: res.GetSecret(), hw: hw})
 		// It tries more than one server and keeps refusing each of them.
 		for _, addr := range c.Addrs() {
@@ -184,11 +184,11 @@ func TestEnrollment(t *testing.T) {
 		if err := a.stop(); err != nil {
 			t.Errorf("agent run: %v", err)
 		}
-		if a.log.has("enroll") {
+		if a.log.Has("enroll") {
 			t.Errorf("agent with a wrong CA fingerprint tried to enroll:\n%s", a.log.String())
 		}
-		if _, ok := getMachine(t, cl, hw.identity().GetMachineId()); ok {
-			t.Errorf("machine %s enrolled despite the wrong CA fingerprint", hw.identity().GetMachineId())
+		if _, ok := getMachine(t, cl, hw.Identity().GetMachineId()); ok {
+			t.Errorf("machine %s enrolled despite the wrong CA fingerprint", hw.Identity().GetMachineId())
 		}
 		// The token was never presented, so it is unspent.
 		list, err := cl.Tokens.List(ctx, &underlayv1.ListTokensRequest{})

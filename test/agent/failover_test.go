@@ -17,7 +17,7 @@ func TestAgentFailsOverWhenNodeKilled(t *testing.T) {
 	server, _ := buildBinaries(t)
 	pc := harness.StartProcs(t, server, 3, harness.ProcOptions{})
 	cl := pc.Client()
-	hw := newHardware(t, "failover")
+	hw := harness.NewSimMachine(t, "failover")
 	a := startAgent(t, agentSpec{servers: pc.Addrs(), fingerprint: pc.Fingerprint, token: pc.Token(agentToken, time.Hour, 1), hw: hw})
 	id := a.waitEnrolled(t)
 	m := waitMachine(t, cl, id, "online", func(m *underlayv1.Machine) bool {
@@ -44,7 +44,7 @@ func TestAgentFailsOverWhenNodeKilled(t *testing.T) {
 	}
 	// The token had one use: a second enrollment would have been refused,
 	// and the log would say so.
-	if a.log.has("enrollment refused") || a.log.has("dropping state") {
+	if a.log.Has("enrollment refused") || a.log.Has("dropping state") {
 		t.Errorf("agent re-enrolled during failover:\n%s", a.log.String())
 	}
 	if ids := machineIDs(listMachines(t, cl)); !slices.Equal(ids, []string{id}) {

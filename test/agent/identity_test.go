@@ -52,7 +52,7 @@ func TestSameHardwareIsOneMachine(t *testing.T) {
 	c := harness.Start(t, 3, harness.Options{})
 	cl := c.Client()
 	tok := c.Token(agentToken, time.Hour, 2)
-	hw := newHardware(t, "twice")
+	hw := harness.NewSimMachine(t, "twice")
 	spec := agentSpec{servers: c.Addrs(), fingerprint: c.Fingerprint, token: tok, stateDir: filepath.Join(t.TempDir(), "install-1"), hw: hw}
 
 	first := startAgent(t, spec)
@@ -127,8 +127,8 @@ func TestClonedUUIDAreTwoMachines(t *testing.T) {
 	c := harness.Start(t, 3, harness.Options{})
 	cl := c.Client()
 	tok := c.Token(agentToken, time.Hour, 0)
-	hwA := newHardware(t, "clone-a")
-	hwB := hwA.clone(t, "clone-b")
+	hwA := harness.NewSimMachine(t, "clone-a")
+	hwB := cloneOf(t, hwA, "clone-b")
 
 	a := startAgent(t, agentSpec{servers: c.Addrs(), fingerprint: c.Fingerprint, token: tok, hw: hwA})
 	b := startAgent(t, agentSpec{servers: c.Addrs(), fingerprint: c.Fingerprint, token: tok, hw: hwB})
@@ -141,19 +141,19 @@ func TestClonedUUIDAreTwoMachines(t *testing.T) {
 		t.Helper()
 		for _, x := range []struct {
 			id, other string
-			hw        *hardware
+			hw        *harness.SimMachine
 		}{{idA, idB, hwA}, {idB, idA, hwB}} {
 			m := waitMachine(t, cl, x.id, "online and in conflict with "+x.other, func(m *underlayv1.Machine) bool {
 				return m.GetOnline() && slices.Equal(m.GetConflicts(), []string{x.other})
 			})
-			if diff := cmp.Diff(x.hw.identity().GetMacs(), m.GetIdentity().GetMacs()); diff != "" {
+			if diff := cmp.Diff(x.hw.Identity().GetMacs(), m.GetIdentity().GetMacs()); diff != "" {
 				t.Errorf("machine %s holds MACs of another machine (-want +got):\n%s", x.id, diff)
 			}
 			inv, err := cl.Machines.GetInventory(context.Background(), &underlayv1.GetMachineRequest{Id: x.id})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(x.hw.inventory(), inv, protocmp.Transform(), protocmp.IgnoreFields(&underlayv1.Inventory{}, "collected")); diff != "" {
+			if diff := cmp.Diff(x.hw.Inventory(), inv, protocmp.Transform(), protocmp.IgnoreFields(&underlayv1.Inventory{}, "collected")); diff != "" {
 				t.Errorf("inventory of %s (-want +got):\n%s", x.id, diff)
 			}
 		}

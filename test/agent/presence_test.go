@@ -53,7 +53,7 @@ func TestPresence(t *testing.T) {
 	c := harness.Start(t, 3, harness.Options{OfflineGrace: offlineGrace})
 	cl := c.Client()
 	tok := c.Token(agentToken, time.Hour, 0)
-	hw := newHardware(t, "presence")
+	hw := harness.NewSimMachine(t, "presence")
 	spec := agentSpec{servers: c.Addrs(), fingerprint: c.Fingerprint, token: tok, stateDir: filepath.Join(t.TempDir(), "state"), hw: hw}
 
 	a := startAgent(t, spec)
@@ -110,7 +110,7 @@ func TestDeleteMachine(t *testing.T) {
 
 	enrolled := func(t *testing.T, tok, name string) (*runningAgent, *underlayv1.Machine) {
 		t.Helper()
-		a := startAgent(t, agentSpec{servers: c.Addrs(), fingerprint: c.Fingerprint, token: tok, hw: newHardware(t, name)})
+		a := startAgent(t, agentSpec{servers: c.Addrs(), fingerprint: c.Fingerprint, token: tok, hw: harness.NewSimMachine(t, name)})
 		id := a.waitEnrolled(t)
 		if _, err := cl.Machines.Label(ctx, &underlayv1.LabelMachineRequest{Id: id, Set: map[string]string{"pool": "web"}}); err != nil {
 			t.Fatalf("label: %v", err)

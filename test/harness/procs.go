@@ -320,3 +320,36 @@ func Healthy(cl *client.Client, size int) bool {
 	}
 	return leader
 }
+
+// binaries are the server and agent binaries, built once per test binary.
+var binaries struct {
+	once          sync.Once
+	dir           string
+	server, agent string
+	err           error
+}
+
+// Binaries builds the underlay server and agent once per test binary and
+// returns their paths; call RemoveBinaries from TestMain when done.
+func Binaries(tb testing.TB) (server, agent string) {
+	tb.Helper()
+	binaries.once.Do(func() {
+		binaries.dir, binaries.err = os.MkdirTemp("", "underlay-binaries-")
+		if binaries.err != nil {
+			return
+		}
+		binaries.server = Build(tb, binaries.dir, "underlay.dev/server/cmd/underlay")
+		binaries.agent = Build(tb, binaries.dir, "underlay.dev/agent/cmd/underlay-agent")
+	})
+	if binaries.err != nil || binaries.server == "" || binaries.agent == "" {
+		tb.Fatalf("binaries were not built: %v", binaries.err)
+	}
+	return binaries.server, binaries.agent
+}
+
+// RemoveBinaries deletes what Binaries built.
+func RemoveBinaries() {
+	if binaries.dir != "" {
+		os.RemoveAll(binaries.dir)
+	}
+}

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -198,34 +197,13 @@ func setParams(tb testing.TB, cl *client.Client, machineID string, kv map[string
 	}
 }
 
-// binaries builds the server and agent once per test binary.
-var binaries struct {
-	once          sync.Once
-	dir           string
-	server, agent string
-	err           error
-}
-
 func buildBinaries(tb testing.TB) (server, agentBin string) {
 	tb.Helper()
-	binaries.once.Do(func() {
-		binaries.dir, binaries.err = os.MkdirTemp("", "underlay-provision-e2e-")
-		if binaries.err != nil {
-			return
-		}
-		binaries.server = harness.Build(tb, binaries.dir, "underlay.dev/server/cmd/underlay")
-		binaries.agent = harness.Build(tb, binaries.dir, "underlay.dev/agent/cmd/underlay-agent")
-	})
-	if binaries.err != nil || binaries.server == "" || binaries.agent == "" {
-		tb.Fatalf("binaries were not built: %v", binaries.err)
-	}
-	return binaries.server, binaries.agent
+	return harness.Binaries(tb)
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binaries.dir != "" {
-		os.RemoveAll(binaries.dir)
-	}
+	harness.RemoveBinaries()
 	os.Exit(code)
 }
