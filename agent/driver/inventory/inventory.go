@@ -220,7 +220,7 @@ func (c *collector) mdArrays(_ context.Context, inv *underlayv1.Inventory) error
 		return fmt.Errorf("open mdstat: %w", err)
 	}
 	defer f.Close()
-	arrays, err := parseMDStat(f)
+	arrays, err := ParseMDStat(f)
 	if err != nil {
 		return err
 	}

@@ -29,13 +29,13 @@ var mdLevels = map[string]bool{
 	"raid1": true, "raid4": true, "raid5": true, "raid6": true, "raid10": true,
 }
 
-// parseMDStat parses /proc/mdstat. State is a comma-separated list: "active"
+// ParseMDStat parses /proc/mdstat. State is a comma-separated list: "active"
 // or "inactive", then "read-only" or "auto-read-only" when so, "degraded" when
 // fewer members are in sync than the array needs, and the running or pending
 // action (resync, recovery, reshape, check, repair). Members are device names
 // ordered by their slot; size_bytes is the array size (mdstat counts 1 KiB
 // blocks).
-func parseMDStat(r io.Reader) ([]*underlayv1.MDArray, error) {
+func ParseMDStat(r io.Reader) ([]*underlayv1.MDArray, error) {
 	var (
 		arrays []*underlayv1.MDArray
 		cur    *underlayv1.MDArray

@@ -73,12 +73,12 @@ func TestParseMDStat(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			got, err := parseMDStat(f)
+			got, err := ParseMDStat(f)
 			if !errors.Is(err, tt.wantErr) {
-				t.Fatalf("parseMDStat() error = %v, want %v", err, tt.wantErr)
+				t.Fatalf("ParseMDStat() error = %v, want %v", err, tt.wantErr)
 			}
 			if diff := cmp.Diff(tt.want, got, protocmp.Transform()); diff != "" {
-				t.Errorf("parseMDStat() mismatch (-want +got):\n%s", diff)
+				t.Errorf("ParseMDStat() mismatch (-want +got):\n%s", diff)
 			}
 		})
 	}

@@ -1,13 +1,13 @@
 package raid
 
 import (
-	"bufio"
 	"fmt"
 	"io"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+
+	"underlay.dev/agent/driver/inventory"
 )
 
 // mdstatArray is one array of /proc/mdstat.
@@ -19,106 +19,21 @@ type mdstatArray struct {
 	SizeBytes uint64
 }
 
-var (
-	mdstatMemberRE = regexp.MustCompile(`^([^\[\s]+)\[(\d+)\](\([A-Z]\))*$`)
-	mdstatStatusRE = regexp.MustCompile(`\[(\d+)/(\d+)\]\s+\[([U_]+)\]`)
-	mdstatActionRE = regexp.MustCompile(`\b(resync|recovery|reshape|check|repair)\s*(=|=DELAYED|=PENDING)`)
-)
-
-// mdLevels are md personalities as mdstat prints them.
-var mdLevels = map[string]bool{
-	"linear": true, "multipath": true, "faulty": true, "raid0": true, "raid1": true,
-	"raid4": true, "raid5": true, "raid6": true, "raid10": true,
-}
-
-// parseMDStat reads /proc/mdstat.
+// parseMDStat reads /proc/mdstat with the inventory's parser.
 func parseMDStat(r io.Reader) ([]mdstatArray, error) {
-	var out []mdstatArray
-	cur := -1
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		line := sc.Text()
-		t := strings.TrimSpace(line)
-		switch {
-		case t == "" || strings.HasPrefix(line, "Personalities") || strings.HasPrefix(line, "unused devices"):
-			cur = -1
-		case !strings.HasPrefix(line, " ") && !strings.HasPrefix(line, "\t") && strings.Contains(line, " : "):
-			a, err := parseMDStatHeader(line)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, a)
-			cur = len(out) - 1
-		case cur >= 0:
-			a := &out[cur]
-			f := strings.Fields(t)
-			if len(f) >= 2 && f[1] == "blocks" && a.SizeBytes == 0 {
-				if n, err := strconv.ParseUint(f[0], 10, 64); err == nil {
-					a.SizeBytes = n * 1024
-				}
-			}
-			if m := mdstatStatusRE.FindStringSubmatch(t); m != nil {
-				want, _ := strconv.Atoi(m[1])
-				have, _ := strconv.Atoi(m[2])
-				if have < want || strings.Contains(m[3], "_") {
-					a.addState("degraded")
-				}
-			}
-			if m := mdstatActionRE.FindStringSubmatch(t); m != nil {
-				a.addState(m[1])
-			}
-		}
+	arrays, err := inventory.ParseMDStat(r)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadConfig, err)
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read mdstat: %w", err)
+	out := make([]mdstatArray, 0, len(arrays))
+	for _, a := range arrays {
+		m := mdstatArray{Name: a.GetName(), Level: a.GetLevel(), Members: a.GetMembers(), SizeBytes: a.GetSizeBytes()}
+		if a.GetState() != "" {
+			m.State = strings.Split(a.GetState(), ",")
+		}
+		out = append(out, m)
 	}
 	return out, nil
-}
-
-// parseMDStatHeader parses "md0 : active (auto-read-only) raid1 sdb1[1] sda1[0]".
-func parseMDStatHeader(line string) (mdstatArray, error) {
-	name, rest, _ := strings.Cut(line, " : ")
-	a := mdstatArray{Name: strings.TrimSpace(name)}
-	f := strings.Fields(rest)
-	if len(f) == 0 {
-		return a, fmt.Errorf("mdstat line %q: no state: %w", line, ErrBadConfig)
-	}
-	a.State = []string{f[0]}
-	f = f[1:]
-	for len(f) > 0 && strings.HasPrefix(f[0], "(") {
-		a.State = append(a.State, strings.Trim(f[0], "()"))
-		f = f[1:]
-	}
-	if len(f) > 0 && mdLevels[f[0]] {
-		a.Level, f = f[0], f[1:]
-	}
-	type slot struct {
-		name string
-		n    int
-	}
-	var slots []slot
-	for _, m := range f {
-		sm := mdstatMemberRE.FindStringSubmatch(m)
-		if sm == nil {
-			return a, fmt.Errorf("mdstat member %q of %s: %w", m, a.Name, ErrBadConfig)
-		}
-		n, _ := strconv.Atoi(sm[2])
-		slots = append(slots, slot{sm[1], n})
-	}
-	sort.SliceStable(slots, func(i, j int) bool { return slots[i].n < slots[j].n })
-	for _, s := range slots {
-		a.Members = append(a.Members, s.name)
-	}
-	return a, nil
-}
-
-func (a *mdstatArray) addState(s string) {
-	for _, have := range a.State {
-		if have == s {
-			return
-		}
-	}
-	a.State = append(a.State, s)
 }
 
 // mdDetail is what `mdadm --detail --export` says about an array.
