@@ -199,16 +199,18 @@ func TestHardwareFromRole(t *testing.T) {
 		t.Errorf("power status through the machine's BMC params: %s", out)
 	}
 
-	mac0, mac1 := vm.MACs[0], vm.MACs[1]
+	mac0 := vm.MACs[0]
+	// The roles name no machine: the NICs come from the machine's facts
+	// when the role is assigned (late binding).
 	network := func(vid int, subnet string) string {
 		return fmt.Sprintf(`
     links:
-      - {id: nic0, type: phy, ethernet_mac_address: "%s"}
-      - {id: nic1, type: phy, ethernet_mac_address: "%s"}
+      - {id: nic0, type: phy, ethernet_mac_address: "{{ index .machine.macs 0 }}"}
+      - {id: nic1, type: phy, ethernet_mac_address: "{{ index .machine.macs 1 }}"}
       - {id: bond0, type: bond, bond_mode: active-backup, bond_links: [nic0, nic1]}
       - {id: vlan%d, type: vlan, vlan_link: bond0, vlan_id: %d, name: bond0.%d}
     networks:
-      - {id: v%d, type: ipv4, link: vlan%d, subnet: %s}`, mac0, mac1, vid, vid, vid, vid, vid, subnet)
+      - {id: v%d, type: ipv4, link: vlan%d, subnet: %s}`, vid, vid, vid, vid, vid, subnet)
 	}
 	defs := filepath.Join(t.TempDir(), "hw.yaml")
 	if err := os.WriteFile(defs, []byte(`kind: Task
@@ -246,7 +248,7 @@ tasks: [record-role]
 
 	// The real role, with the plan shown before it runs.
 	out := c.mustCLI(t, "machine", "assign", id, "--role", "storage-node")
-	for _, want := range []string{"ProcTurboMode = Disabled", "raid1 of vdb, vdc", "active-backup", "vlan 100", "10.100.0.2/24"} {
+	for _, want := range []string{"ProcTurboMode = Disabled", "raid1 of vdb, vdc", "active-backup", vm.MACs[0], vm.MACs[1], "vlan 100", "10.100.0.2/24"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("plan of storage-node does not show %q:\n%s", want, out)
 		}

@@ -1,8 +1,10 @@
 package fsm
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"underlay.dev/pkg/netconf"
 	"underlay.dev/pkg/raidconf"
@@ -34,7 +36,11 @@ func (f *FSM) hardware(tx *store.Tx) plan.Hardware {
 			}
 			return string(b), lines, nil
 		},
-		RAID: func(raidJSON string, inv *underlayv1.Inventory) (string, []string, error) {
+		RAID: func(raidJSON string, m *underlayv1.Machine, inv *underlayv1.Inventory, role string) (string, []string, error) {
+			raidJSON, err := renderHardware("raid", raidJSON, m, inv, role)
+			if err != nil {
+				return "", nil, err
+			}
 			cfg, err := raidconf.Parse([]byte(raidJSON))
 			if err != nil {
 				return "", nil, err
@@ -49,7 +55,11 @@ func (f *FSM) hardware(tx *store.Tx) plan.Hardware {
 			}
 			return string(b), res.Summary(), nil
 		},
-		Network: func(networkJSON string, inv *underlayv1.Inventory, machineID string) (string, []string, error) {
+		Network: func(networkJSON string, m *underlayv1.Machine, inv *underlayv1.Inventory, role string) (string, []string, error) {
+			networkJSON, err := renderHardware("network", networkJSON, m, inv, role)
+			if err != nil {
+				return "", nil, err
+			}
 			d, err := netconf.Parse([]byte(networkJSON))
 			if err != nil {
 				return "", nil, err
@@ -58,7 +68,7 @@ func (f *FSM) hardware(tx *store.Tx) plan.Hardware {
 				return "", nil, err
 			}
 			res, err := netconf.Resolve(d, inv.GetNics(), func(subnet, key string) (string, string, []string, error) {
-				return reserveStatic(tx, subnet, key, machineID)
+				return reserveStatic(tx, subnet, key, m.GetId())
 			})
 			if err != nil {
 				return "", nil, err
@@ -109,15 +119,58 @@ func reserveStatic(tx *store.Tx, subnet, key, machineID string) (string, string,
 		subnet, p.Prefix, p.Start, p.End, store.ErrPrecondition)
 }
 
+// renderHardware renders the templates of a hardware document with the
+// machine's facts (.machine.macs, .machine.labels, ...), so that one role
+// fits many machines: `"ethernet_mac_address": "{{ index .machine.macs 0 }}"`.
+// Params are not available here (secrets cannot be opened in the FSM).
+func renderHardware(kind, doc string, m *underlayv1.Machine, inv *underlayv1.Inventory, role string) (string, error) {
+	if !strings.Contains(doc, "{{") {
+		return doc, nil
+	}
+	return catalog.Render(kind+" profile", doc, nil, plan.Facts(m, inv, role))
+}
+
+// checkHardwareTemplate checks at apply time that a hardware document's
+// templates parse and refer only to known machine facts.
+func checkHardwareTemplate(kind string, doc []byte) error {
+	if !bytes.Contains(doc, []byte("{{")) {
+		return nil
+	}
+	params, facts, err := catalog.TemplateRefs(string(doc))
+	if err != nil {
+		return fmt.Errorf("%s profile: %w", kind, err)
+	}
+	if len(params) > 0 {
+		return fmt.Errorf("%s profile refers to params (%s); hardware profiles are resolved when the role is assigned and can use machine facts (.machine.*) only: %w",
+			kind, strings.Join(params, ", "), store.ErrInvalid)
+	}
+	known := map[string]bool{}
+	for _, f := range catalog.MachineFacts() {
+		known[f] = true
+	}
+	for _, f := range facts {
+		if !known[f] {
+			return fmt.Errorf("%s profile refers to unknown machine fact %q (known: %s): %w", kind, f, strings.Join(catalog.MachineFacts(), ", "), store.ErrInvalid)
+		}
+	}
+	return nil
+}
+
 // catalogOptions are the validation hooks for what the catalog does not
 // parse itself: the hardware formats and rule expressions.
 func catalogOptions() catalog.Options {
 	return catalog.Options{
 		ValidateRAID: func(b []byte) error {
+			if err := checkHardwareTemplate("raid", b); err != nil {
+				return err
+			}
 			_, err := raidconf.Parse(b)
 			return err
 		},
 		ValidateNetwork: func(b []byte) error {
+			if err := checkHardwareTemplate("network", b); err != nil {
+				return err
+			}
 			_, err := netconf.Parse(b)
 			return err
 		},

@@ -471,7 +471,7 @@ func retryPlan(tx *store.Tx, f *FSM, c *underlayv1.RetryPlan) (string, error) {
 			return "", fmt.Errorf("role %s: %w", p.GetRole(), store.ErrNotFound)
 		}
 		inv, _ := tx.Inventory(m.GetId())
-		fresh := plan.HardwareStep(f.hardware(tx), role, s.GetKind(), inv, m.GetId())
+		fresh := plan.HardwareStep(f.hardware(tx), role, s.GetKind(), m, inv)
 		if fresh.GetState() == underlayv1.StepState_STEP_STATE_FAILED {
 			return "", fmt.Errorf("retry %s: %s: %w", m.GetId(), fresh.GetReason(), store.ErrPrecondition)
 		}

@@ -280,3 +280,46 @@ func TestProvisioningDeterministic(t *testing.T) {
 type nopCloser struct{ *bytes.Reader }
 
 func (nopCloser) Close() error { return nil }
+
+// TestNetworkTemplatedAndAllocated resolves a role's network profile that
+// names its NICs through machine facts, and reserves the static address
+// in IPAM in the same write as the plan.
+func TestNetworkTemplatedAndAllocated(t *testing.T) {
+	h := provisioned(t)
+	inv := &underlayv1.Inventory{Nics: []*underlayv1.NIC{
+		{Name: "eno1", Mac: "52:54:00:aa:00:02", PermanentMac: "52:54:00:aa:00:02", Kind: "device"},
+		{Name: "eno2", Mac: "52:54:00:aa:00:01", PermanentMac: "52:54:00:aa:00:01", Kind: "device"},
+	}}
+	h.mustApply(t,
+		enrollCmd("m-3", "disc", identity("1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d", "52:54:00:aa:00:01", "52:54:00:aa:00:02"), "c-3", inv),
+		&underlayv1.Command{Cmd: &underlayv1.Command_PutSubnet{PutSubnet: &underlayv1.PutSubnet{Subnet: &underlayv1.Subnet{
+			Name: "prov", Cidr: "10.9.0.0/24", RangeStart: "10.9.0.100", RangeEnd: "10.9.0.200", Gateway: "10.9.0.1",
+		}}}},
+		applyDefs(def(&underlayv1.Role{Name: "bonded", Hardware: &underlayv1.HardwareProfile{NetworkJson: `{
+			"links": [
+				{"id": "a", "type": "phy", "ethernet_mac_address": "{{ index .machine.macs 0 }}"},
+				{"id": "b", "type": "phy", "ethernet_mac_address": "{{ index .machine.macs 1 }}"},
+				{"id": "bond0", "type": "bond", "bond_mode": "active-backup", "bond_links": ["a", "b"]}
+			],
+			"networks": [{"id": "n", "type": "ipv4", "link": "bond0", "subnet": "prov"}]}`}})),
+	)
+	h.mustApply(t, assignCmd("m-3", "bonded"))
+	p := h.plan(t, "m-3")
+	summary := strings.Join(p.GetSteps()[0].GetSummary(), "\n")
+	if p.GetState() != underlayv1.PlanState_PLAN_STATE_RUNNING || !strings.Contains(summary, "52:54:00:aa:00:01") || !strings.Contains(summary, "10.9.0.2/24") {
+		t.Fatalf("plan %s %s, network summary:\n%s", p.GetState(), p.GetReason(), summary)
+	}
+	var reserved []string
+	for _, r := range h.store.Reservations("prov") {
+		reserved = append(reserved, r.GetIp()+" "+r.GetHostname())
+	}
+	if diff := cmp.Diff([]string{"10.9.0.2 m-3"}, reserved); diff != "" {
+		t.Errorf("reservations (-want +got):\n%s", diff)
+	}
+	// A hardware profile cannot use params: they are not known when it is resolved.
+	res := h.apply(t, applyDefs(def(&underlayv1.Role{Name: "bad", Hardware: &underlayv1.HardwareProfile{
+		RaidJson: `{"logical_disks": [{"raid_level": "1", "size_gb": "MAX", "volume_name": "{{ .params.name }}"}]}`}})))
+	if res.GetErrorKind() != underlayv1.ErrorKind_ERROR_KIND_INVALID || !strings.Contains(res.GetErrorMessage(), "machine facts") {
+		t.Errorf("params in a hardware profile: %v %s", res.GetErrorKind(), res.GetErrorMessage())
+	}
+}

@@ -53,8 +53,8 @@ type State interface {
 // Nil funcs mean the kind is not supported (the step fails saying so).
 type Hardware struct {
 	BIOS    func(settings map[string]string) (spec string, summary []string, err error)
-	RAID    func(raidJSON string, inv *underlayv1.Inventory) (spec string, summary []string, err error)
-	Network func(networkJSON string, inv *underlayv1.Inventory, machineID string) (spec string, summary []string, err error)
+	RAID    func(raidJSON string, m *underlayv1.Machine, inv *underlayv1.Inventory, role string) (spec string, summary []string, err error)
+	Network func(networkJSON string, m *underlayv1.Machine, inv *underlayv1.Inventory, role string) (spec string, summary []string, err error)
 }
 
 // JobID is the ID of attempt of step of a machine's plan generation.
@@ -95,7 +95,7 @@ func Build(st State, hw Hardware, m *underlayv1.Machine, inv *underlayv1.Invento
 		if !hasHardware(role, kind) {
 			continue
 		}
-		add(HardwareStep(hw, role, kind, inv, m.GetId()))
+		add(HardwareStep(hw, role, kind, m, inv))
 	}
 	seen := map[string]int{}
 	for _, name := range role.GetTasks() {
@@ -142,7 +142,7 @@ func hasHardware(r *underlayv1.Role, kind string) bool {
 
 // HardwareStep resolves one hardware step of role for a machine. A
 // resolution error gives a failed step whose reason is the error.
-func HardwareStep(hw Hardware, role *underlayv1.Role, kind string, inv *underlayv1.Inventory, machineID string) *underlayv1.Step {
+func HardwareStep(hw Hardware, role *underlayv1.Role, kind string, m *underlayv1.Machine, inv *underlayv1.Inventory) *underlayv1.Step {
 	s := &underlayv1.Step{Name: kind, Kind: kind, MaxAttempts: 1, TimeoutSeconds: DefaultHardwareTimeout}
 	var (
 		spec    string
@@ -154,9 +154,9 @@ func HardwareStep(hw Hardware, role *underlayv1.Role, kind string, inv *underlay
 	case kind == KindBIOS && hw.BIOS != nil:
 		spec, summary, err = hw.BIOS(h.GetBios())
 	case kind == KindRAID && hw.RAID != nil:
-		spec, summary, err = hw.RAID(h.GetRaidJson(), inv)
+		spec, summary, err = hw.RAID(h.GetRaidJson(), m, inv, role.GetName())
 	case kind == KindNetwork && hw.Network != nil:
-		spec, summary, err = hw.Network(h.GetNetworkJson(), inv, machineID)
+		spec, summary, err = hw.Network(h.GetNetworkJson(), m, inv, role.GetName())
 	default:
 		err = fmt.Errorf("%s configuration is not supported by this server", kind)
 	}
