@@ -69,6 +69,7 @@ func (s *Server) members(ctx context.Context) ([]*underlayv1.Member, error) {
 			} else if s.peers != nil {
 				cctx, cancel := context.WithTimeout(ctx, time.Second)
 				defer cancel()
+				var err error // each goroutine its own: the outer err is shared
 				st, err = s.peers.Stats(cctx, srv.ID)
 				if err != nil {
 					m.Role, m.Health = "unknown", "unreachable"
