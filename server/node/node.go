@@ -71,10 +71,13 @@ type Config struct {
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration
-	SnapshotThreshold  uint64
-	SnapshotInterval   time.Duration
-	TrailingLogs       uint64
-	NodeCertTTL        time.Duration
+	// CommitTimeout bounds how long a follower waits to learn the commit
+	// index when no new entries flow (zero: DefaultCommitTimeout).
+	CommitTimeout     time.Duration
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+	TrailingLogs      uint64
+	NodeCertTTL       time.Duration
 	// OfflineGrace is how long a machine may be without an agent session
 	// before it is shown offline (zero: the rpc default, 15s).
 	OfflineGrace time.Duration
@@ -323,7 +326,7 @@ func (n *Node) start(bootstrap bool) error {
 		Peers:             n.peers,
 		Log:               n.log,
 		Bootstrap:         bootstrap,
-		Timing:            cluster.Timing{Heartbeat: n.cfg.HeartbeatTimeout, Election: n.cfg.ElectionTimeout, LeaderLease: n.cfg.LeaderLeaseTimeout},
+		Timing:            cluster.Timing{Heartbeat: n.cfg.HeartbeatTimeout, Election: n.cfg.ElectionTimeout, LeaderLease: n.cfg.LeaderLeaseTimeout, Commit: n.commitTimeout()},
 		SnapshotThreshold: n.cfg.SnapshotThreshold,
 		SnapshotInterval:  n.cfg.SnapshotInterval,
 		TrailingLogs:      n.cfg.TrailingLogs,
@@ -526,3 +529,17 @@ func (n *Node) Close() error {
 }
 
 func (n *Node) stopped() <-chan struct{} { return n.done }
+
+// DefaultCommitTimeout is how long an idle leader waits before it sends the
+// commit index to followers again (hashicorp/raft waits a random time
+// between this and twice this; 50ms is its own default). Followers do not
+// depend on it to see writes promptly: the cluster nudges them with a barrier
+// after each apply (server/internal/cluster/nudge.go).
+const DefaultCommitTimeout = 50 * time.Millisecond
+
+func (n *Node) commitTimeout() time.Duration {
+	if n.cfg.CommitTimeout > 0 {
+		return n.cfg.CommitTimeout
+	}
+	return DefaultCommitTimeout
+}

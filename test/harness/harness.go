@@ -47,6 +47,9 @@ type Options struct {
 	// OfflineGrace shortens how long a machine without an agent session
 	// is still shown online (0: the server default).
 	OfflineGrace time.Duration
+	// CommitTimeout overrides how long the leader waits before it tells
+	// idle followers the commit index (0: the server default).
+	CommitTimeout time.Duration
 }
 
 // Cluster is a running test cluster.
@@ -124,6 +127,7 @@ func (c *Cluster) newNode(i int) *Node {
 		SnapshotThreshold:  c.opts.SnapshotThreshold,
 		TrailingLogs:       c.opts.TrailingLogs,
 		OfflineGrace:       c.opts.OfflineGrace,
+		CommitTimeout:      c.opts.CommitTimeout,
 		Log:                c.logger(id),
 	}}
 	if c.opts.ProductionTiming {

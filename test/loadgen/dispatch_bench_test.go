@@ -86,6 +86,14 @@ func TestDispatchAtScale(t *testing.T) {
 		ids = append(ids, a.MachineID())
 	}
 	t.Logf("assigning %d machines a role of %d tasks (loadavg %s)", n, tasks, LoadAvg())
+	commitIndex := func() uint64 {
+		st, err := admin.Cluster.Status(ctx, &underlayv1.ClusterStatusRequest{})
+		if err != nil {
+			t.Fatalf("cluster status: %v", err)
+		}
+		return st.GetCommitIndex()
+	}
+	index0 := commitIndex()
 	start := time.Now()
 	assigns := make(chan string)
 	var awg sync.WaitGroup
@@ -120,6 +128,7 @@ func TestDispatchAtScale(t *testing.T) {
 		return f.JobsAcked.Load() >= int64(total)
 	})
 	elapsed := time.Since(start)
+	entries := commitIndex() - index0
 	var lat []time.Duration
 	received := f.JobsReceived()
 	for _, id := range ids {
@@ -135,9 +144,9 @@ func TestDispatchAtScale(t *testing.T) {
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	s := Summarize(lat)
-	t.Logf("DISPATCH agents=%d tasks=%d jobs=%d elapsed=%.1fs rate=%.1f tasks/s latency p50=%.1fms p99=%.1fms max=%.1fms (n=%d) loadavg %s -> %s",
+	t.Logf("DISPATCH agents=%d tasks=%d jobs=%d elapsed=%.1fs rate=%.1f tasks/s latency p50=%.1fms p99=%.1fms max=%.1fms (n=%d) raft entries=%d (%.2f per job) loadavg %s -> %s",
 		n, tasks, total, elapsed.Seconds(), float64(total)/elapsed.Seconds(),
-		ms(s.P50), ms(s.P99), ms(s.Max), len(lat), load0, LoadAvg())
+		ms(s.P50), ms(s.P99), ms(s.Max), len(lat), entries, float64(entries)/float64(total), load0, LoadAvg())
 	// An unloaded cluster: one plan at a time, the redeploy of a machine
 	// (a wipe and the five tasks again), on ten machines of the fleet.
 	time.Sleep(5 * time.Second)

@@ -38,6 +38,7 @@ type serverOptions struct {
 	logFormat     string
 	heartbeat     time.Duration
 	election      time.Duration
+	commit        time.Duration
 	snapThreshold uint64
 	nodeCertTTL   time.Duration
 }
@@ -110,6 +111,7 @@ Precedence: flag, environment, config file, default.`,
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.DurationVar(&o.heartbeat, "raft-heartbeat-timeout", time.Second, "Raft heartbeat timeout")
 	f.DurationVar(&o.election, "raft-election-timeout", time.Second, "Raft election timeout")
+	f.DurationVar(&o.commit, "raft-commit-timeout", node.DefaultCommitTimeout, "how long an idle Raft leader waits before it repeats the commit index to followers (writes reach followers at once regardless)")
 	f.Uint64Var(&o.snapThreshold, "raft-snapshot-threshold", 8192, "log entries between Raft snapshots")
 	f.DurationVar(&o.nodeCertTTL, "node-cert-ttl", 7*24*time.Hour, "lifetime of node certificates (renewed at two thirds)")
 	return cmd
@@ -203,6 +205,7 @@ func (o *serverOptions) run(cmd *cobra.Command) error {
 		CAFingerprint:     o.fingerprint,
 		HeartbeatTimeout:  o.heartbeat,
 		ElectionTimeout:   o.election,
+		CommitTimeout:     o.commit,
 		SnapshotThreshold: o.snapThreshold,
 		NodeCertTTL:       o.nodeCertTTL,
 		Version:           version.Version,

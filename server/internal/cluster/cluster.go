@@ -80,6 +80,7 @@ type Cluster struct {
 	applied func() uint64
 	// readyTerm is the term in which this leader last ran a barrier.
 	readyTerm atomic.Uint64
+	nudger    nudger
 }
 
 // HasState reports whether dir already holds Raft state.
@@ -186,7 +187,7 @@ func Open(cfg Config) (*Cluster, error) {
 		store.Close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
-	return &Cluster{
+	c := &Cluster{
 		id:      cfg.NodeID,
 		raft:    r,
 		trans:   trans,
@@ -195,7 +196,9 @@ func Open(cfg Config) (*Cluster, error) {
 		log:     cfg.Log,
 		observe: cfg.ObserveApply,
 		applied: cfg.FSMApplied,
-	}, nil
+	}
+	c.nudger.barrier = func() error { return r.Barrier(nudgeTimeout).Error() }
+	return c, nil
 }
 
 // ID is this node's ID.

@@ -80,6 +80,7 @@ func (c *Cluster) ApplyLocal(ctx context.Context, data []byte) (*underlayv1.Appl
 	}
 	res = proto.Clone(res).(*underlayv1.ApplyResult)
 	res.Index = f.Index()
+	c.nudger.nudge()
 	return res, nil
 }
 
