@@ -30,13 +30,12 @@ func TestFollowersLearnCommitsWithoutCommitTimeout(t *testing.T) {
 		}
 		for _, f := range []int{(leader + 1) % 3, (leader + 2) % 3} {
 			n := c.Nodes[f].Running()
-			deadline := time.Now().Add(15 * time.Second)
-			for n.Cluster().AppliedIndex() < res.GetIndex() {
-				if time.Now().After(deadline) {
-					t.Fatalf("follower %s applied %d, write %s is %d: it has not learned the commit 15s later (commit timeout 1m)",
-						c.Nodes[f].ID, n.Cluster().AppliedIndex(), id, res.GetIndex())
-				}
-				time.Sleep(5 * time.Millisecond)
+			wctx, wcancel := context.WithTimeout(context.Background(), 15*time.Second)
+			err := n.Cluster().WaitApplied(wctx, res.GetIndex())
+			wcancel()
+			if err != nil {
+				t.Fatalf("follower %s has not applied write %s (index %d) 15s later, with a commit timeout of 1m: %v",
+					c.Nodes[f].ID, id, res.GetIndex(), err)
 			}
 			if _, err := n.Store().Token(id); err != nil {
 				t.Fatalf("follower %s applied past the write but has no token %s: %v", c.Nodes[f].ID, id, err)
