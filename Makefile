@@ -12,8 +12,9 @@ PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
 # Debian packages the tests use.
 # busybox serves the two-role example's join API; e2fsprogs and util-linux
-# make and inspect the filesystems the wipe tests destroy.
-TEST_DEBS  := protobuf-compiler curl openssl udhcpc iproute2 iputils-ping zstd busybox e2fsprogs util-linux
+# make and inspect the filesystems the wipe tests destroy; gcc and libc6-dev
+# are what the race detector (cgo) needs.
+TEST_DEBS  := protobuf-compiler curl openssl udhcpc iproute2 iputils-ping zstd busybox e2fsprogs util-linux gcc libc6-dev
 TEST_TIMEOUT ?= 25m
 
 .PHONY: all build test unit e2e demo-local lint proto proto-check bench demo deps tools clean image
@@ -73,8 +74,11 @@ UNIT_PKGS  = $(shell $(GO) list ./... | grep -v -e /discovery-image -e /test/lab
 # SIGKILL, agents in network namespaces), then the PXE lab (e2e).
 test: deps tools lint proto-check unit e2e
 
+# unit runs under the race detector (RACE= turns it off); the server and
+# agent binaries the integration tests start are built without it.
+RACE ?= -race
 unit:
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(UNIT_PKGS)
+	CGO_ENABLED=1 $(GO) test $(RACE) -count=1 -timeout $(TEST_TIMEOUT) $(UNIT_PKGS)
 
 # e2e builds the discovery image and PXE-boots QEMU VMs against real
 # clusters in network namespaces (needs root; installs QEMU, OVMF, iPXE and
