@@ -12,7 +12,8 @@ import (
 // TestClassificationAssignsRole applies a rule before machines enroll: a
 // machine whose inventory matches gets the rule's labels and profile and
 // its role, whose plan then runs by itself; a machine that does not match
-// is left alone.
+// is left alone. A rule applied later classifies the machine without a
+// role again, and leaves the one with a role alone.
 func TestClassificationAssignsRole(t *testing.T) {
 	l := newLab(t)
 	cl := l.c.Client()
@@ -70,5 +71,25 @@ role: storage
 	m, _ = cl.Machines.Get(ctxT(t), &underlayv1.GetMachineRequest{Id: ids[1]})
 	if m.GetRole() != "" || len(m.GetClassifiedBy()) != 0 || m.GetLabels()["tier"] != "" {
 		t.Errorf("non-matching machine: role %q, rules %v, labels %v", m.GetRole(), m.GetClassifiedBy(), m.GetLabels())
+	}
+
+	l.cl.mustApplyYAML(t, `
+kind: Rule
+name: any-disk
+match: 'disks >= 1'
+labels: {tier: general}
+priority: 20
+`)
+	harness.Eventually(t, waitLong, "the small machine to be classified by the new rule", func() bool {
+		m, err := cl.Machines.Get(ctxT(t), &underlayv1.GetMachineRequest{Id: ids[1]})
+		return err == nil && m.GetLabels()["tier"] == "general"
+	})
+	m, _ = cl.Machines.Get(ctxT(t), &underlayv1.GetMachineRequest{Id: ids[1]})
+	if m.GetRole() != "" || strings.Join(m.GetClassifiedBy(), ",") != "any-disk" {
+		t.Errorf("small machine after the new rule: role %q, classified by %v", m.GetRole(), m.GetClassifiedBy())
+	}
+	m, _ = cl.Machines.Get(ctxT(t), &underlayv1.GetMachineRequest{Id: ids[0]})
+	if m.GetLabels()["tier"] != "storage" || strings.Join(m.GetClassifiedBy(), ",") != "many-disks" {
+		t.Errorf("machine with a role was classified again: labels %v, classified by %v", m.GetLabels(), m.GetClassifiedBy())
 	}
 }

@@ -2823,8 +2823,12 @@ type ClassifyMachine struct {
 	Labels           map[string]string      `protobuf:"bytes,4,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	Profiles         []string               `protobuf:"bytes,5,rep,name=profiles,proto3" json:"profiles,omitempty"`
 	Role             string                 `protobuf:"bytes,6,opt,name=role,proto3" json:"role,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// rules_digest identifies the rule set the decision came from
+	// (store.RulesDigest); a decision from a rule set that has changed since
+	// is ignored. Empty in commands written before it existed.
+	RulesDigest   string `protobuf:"bytes,7,opt,name=rules_digest,json=rulesDigest,proto3" json:"rules_digest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClassifyMachine) Reset() {
@@ -2895,6 +2899,13 @@ func (x *ClassifyMachine) GetProfiles() []string {
 func (x *ClassifyMachine) GetRole() string {
 	if x != nil {
 		return x.Role
+	}
+	return ""
+}
+
+func (x *ClassifyMachine) GetRulesDigest() string {
+	if x != nil {
+		return x.RulesDigest
 	}
 	return ""
 }
@@ -3111,7 +3122,7 @@ const file_underlay_v1_raft_proto_rawDesc = "" +
 	"machine_id\x18\x01 \x01(\tR\tmachineId\" \n" +
 	"\n" +
 	"ResumeRole\x12\x12\n" +
-	"\x04role\x18\x01 \x01(\tR\x04role\"\xa0\x02\n" +
+	"\x04role\x18\x01 \x01(\tR\x04role\"\xc3\x02\n" +
 	"\x0fClassifyMachine\x12\x1d\n" +
 	"\n" +
 	"machine_id\x18\x01 \x01(\tR\tmachineId\x12+\n" +
@@ -3119,7 +3130,8 @@ const file_underlay_v1_raft_proto_rawDesc = "" +
 	"\x05rules\x18\x03 \x03(\tR\x05rules\x12@\n" +
 	"\x06labels\x18\x04 \x03(\v2(.underlay.v1.ClassifyMachine.LabelsEntryR\x06labels\x12\x1a\n" +
 	"\bprofiles\x18\x05 \x03(\tR\bprofiles\x12\x12\n" +
-	"\x04role\x18\x06 \x01(\tR\x04role\x1a9\n" +
+	"\x04role\x18\x06 \x01(\tR\x04role\x12!\n" +
+	"\frules_digest\x18\a \x01(\tR\vrulesDigest\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*\xf0\x01\n" +

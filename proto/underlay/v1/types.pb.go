@@ -846,8 +846,12 @@ type Machine struct {
 	// connected_addr is the address the agent's session comes from, filled
 	// on read by the node that holds the session.
 	ConnectedAddr string `protobuf:"bytes,22,opt,name=connected_addr,json=connectedAddr,proto3" json:"connected_addr,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// classified_rules identifies the set of classification rules (names and
+	// the Raft index of their last change) that last ran against the machine;
+	// when the rules change, machines without a role are classified again.
+	ClassifiedRules string `protobuf:"bytes,23,opt,name=classified_rules,json=classifiedRules,proto3" json:"classified_rules,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Machine) Reset() {
@@ -1030,6 +1034,13 @@ func (x *Machine) GetClassifiedBy() []string {
 func (x *Machine) GetConnectedAddr() string {
 	if x != nil {
 		return x.ConnectedAddr
+	}
+	return ""
+}
+
+func (x *Machine) GetClassifiedRules() string {
+	if x != nil {
+		return x.ClassifiedRules
 	}
 	return ""
 }
@@ -2771,7 +2782,7 @@ const file_underlay_v1_types_proto_rawDesc = "" +
 	"machine_id\x18\x01 \x01(\tR\tmachineId\x12\x12\n" +
 	"\x04uuid\x18\x02 \x01(\tR\x04uuid\x12\x18\n" +
 	"\aserials\x18\x03 \x03(\tR\aserials\x12\x12\n" +
-	"\x04macs\x18\x04 \x03(\tR\x04macs\"\x89\b\n" +
+	"\x04macs\x18\x04 \x03(\tR\x04macs\"\xb4\b\n" +
 	"\aMachine\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\bhostname\x18\x02 \x01(\tR\bhostname\x12/\n" +
@@ -2796,7 +2807,8 @@ const file_underlay_v1_types_proto_rawDesc = "" +
 	"\x06params\x18\x13 \x03(\v2 .underlay.v1.Machine.ParamsEntryR\x06params\x12-\n" +
 	"\x12classified_version\x18\x14 \x01(\x04R\x11classifiedVersion\x12#\n" +
 	"\rclassified_by\x18\x15 \x03(\tR\fclassifiedBy\x12%\n" +
-	"\x0econnected_addr\x18\x16 \x01(\tR\rconnectedAddr\x1a9\n" +
+	"\x0econnected_addr\x18\x16 \x01(\tR\rconnectedAddr\x12)\n" +
+	"\x10classified_rules\x18\x17 \x01(\tR\x0fclassifiedRules\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aR\n" +

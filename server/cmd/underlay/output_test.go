@@ -213,3 +213,32 @@ func TestEnumNames(t *testing.T) {
 		})
 	}
 }
+
+// machine show says which rules classified a machine, and says so when none
+// matched; a machine the rules never saw has no such line.
+func TestMachineDetailClassification(t *testing.T) {
+	show := func(m *underlayv1.Machine) string {
+		var buf bytes.Buffer
+		p, err := newPrinter(&buf, formatTable, func() time.Time { return testNow })
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.machineDetail(&buf, m)
+		return buf.String()
+	}
+	for _, tc := range []struct {
+		m    *underlayv1.Machine
+		want string
+	}{
+		{&underlayv1.Machine{Id: "m-1", Profiles: []string{"a", "b"}, ClassifiedVersion: 3, ClassifiedBy: []string{"big", "rack12"}}, "Classified by:\tbig,rack12 (inventory v3)\n"},
+		{&underlayv1.Machine{Id: "m-2", ClassifiedVersion: 1}, "Classified by:\t(no rule matched) (inventory v1)\n"},
+		{&underlayv1.Machine{Id: "m-1", Profiles: []string{"a", "b"}}, "Profiles:\ta,b\n"},
+	} {
+		if out := show(tc.m); !bytes.Contains([]byte(out), []byte(tc.want)) {
+			t.Errorf("machine %s: output lacks %q:\n%s", tc.m.GetId(), tc.want, out)
+		}
+	}
+	if out := show(&underlayv1.Machine{Id: "m-3"}); bytes.Contains([]byte(out), []byte("Classified")) {
+		t.Errorf("unclassified machine shows a classification:\n%s", out)
+	}
+}

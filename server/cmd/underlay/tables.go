@@ -128,6 +128,14 @@ func (p *printer) machineDetail(w io.Writer, m *underlayv1.Machine) {
 	kv(w, "State", stateName(m.GetState()))
 	kv(w, "Role", m.GetRole())
 	kv(w, "Labels", labelString(m.GetLabels()))
+	kv(w, "Profiles", strings.Join(m.GetProfiles(), ","))
+	if m.GetClassifiedVersion() > 0 {
+		by := strings.Join(m.GetClassifiedBy(), ",")
+		if by == "" {
+			by = "(no rule matched)"
+		}
+		kv(w, "Classified by", fmt.Sprintf("%s (inventory v%d)", by, m.GetClassifiedVersion()))
+	}
 	kv(w, "Online", online(m))
 	kv(w, "Last seen", p.ago(m.GetLastSeen()))
 	kv(w, "Connected to", m.GetConnectedNode())

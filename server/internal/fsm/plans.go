@@ -569,16 +569,31 @@ func resumeRole(tx *store.Tx, c *underlayv1.ResumeRole) (string, error) {
 }
 
 // classify applies what the classification rules decided for an
-// inventory version; a decision for an older version is ignored.
+// inventory version and rule set; a decision for an older inventory or for
+// rules that have changed since is ignored, and so is one for what the
+// machine was already classified against. (Commands written before rule
+// digests existed carry none and are judged by the inventory version alone,
+// as they were then.)
 func (f *FSM) classify(tx *store.Tx, c *underlayv1.ClassifyMachine) (string, error) {
 	m, err := tx.Machine(c.GetMachineId())
 	if err != nil {
 		return "", fmt.Errorf("classify: %w", err)
 	}
-	if m.GetInventoryVersion() != c.GetInventoryVersion() || m.GetClassifiedVersion() == c.GetInventoryVersion() {
+	if m.GetInventoryVersion() != c.GetInventoryVersion() {
 		return m.GetId(), nil
 	}
-	m.ClassifiedVersion, m.ClassifiedBy = c.GetInventoryVersion(), c.GetRules()
+	if c.GetRulesDigest() == "" {
+		if m.GetClassifiedVersion() == c.GetInventoryVersion() {
+			return m.GetId(), nil
+		}
+	} else {
+		current := store.RulesDigest(tx.Definitions(store.KindRule))
+		if c.GetRulesDigest() != current ||
+			(m.GetClassifiedVersion() == c.GetInventoryVersion() && m.GetClassifiedRules() == current) {
+			return m.GetId(), nil
+		}
+	}
+	m.ClassifiedVersion, m.ClassifiedBy, m.ClassifiedRules = c.GetInventoryVersion(), c.GetRules(), c.GetRulesDigest()
 	if m.Labels == nil && len(c.GetLabels()) > 0 {
 		m.Labels = map[string]string{}
 	}

@@ -22,6 +22,8 @@ func def(d any) *underlayv1.Definition {
 		return &underlayv1.Definition{Def: &underlayv1.Definition_Role{Role: x}}
 	case *underlayv1.Profile:
 		return &underlayv1.Definition{Def: &underlayv1.Definition_Profile{Profile: x}}
+	case *underlayv1.Rule:
+		return &underlayv1.Definition{Def: &underlayv1.Definition_Rule{Rule: x}}
 	}
 	panic("unknown definition")
 }
@@ -321,5 +323,63 @@ func TestNetworkTemplatedAndAllocated(t *testing.T) {
 		RaidJson: `{"logical_disks": [{"raid_level": "1", "size_gb": "MAX", "volume_name": "{{ .params.name }}"}]}`}})))
 	if res.GetErrorKind() != underlayv1.ErrorKind_ERROR_KIND_INVALID || !strings.Contains(res.GetErrorMessage(), "machine facts") {
 		t.Errorf("params in a hardware profile: %v %s", res.GetErrorKind(), res.GetErrorMessage())
+	}
+}
+
+// A classification decision counts for the inventory version and the rule
+// set it came from: one for rules that changed since is ignored, one for
+// what the machine was already classified against is a no-op, and a
+// changed rule set lets the machine be classified again. A command without
+// a digest (written before digests existed) is judged as it was then.
+func TestClassifyFollowsRuleChanges(t *testing.T) {
+	h := provisioned(t)
+	rules := func() string { return store.RulesDigest(h.store.Definitions(store.KindRule)) }
+	classifyCmd := func(digest string, labels map[string]string) *underlayv1.Command {
+		return &underlayv1.Command{Cmd: &underlayv1.Command_ClassifyMachine{ClassifyMachine: &underlayv1.ClassifyMachine{
+			MachineId: "m-1", InventoryVersion: 1, Rules: []string{"r"}, Labels: labels, RulesDigest: digest,
+		}}}
+	}
+	label := func() string {
+		m, err := h.store.Machine("m-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.GetLabels()["tier"]
+	}
+	h.mustApply(t, applyDefs(def(&underlayv1.Rule{Name: "r", Match: "disks >= 1", Labels: map[string]string{"tier": "a"}})))
+	d1 := rules()
+	if d1 == "" {
+		t.Fatal("digest of one rule is empty")
+	}
+	h.mustApply(t, applyDefs(def(&underlayv1.Rule{Name: "r", Match: "disks >= 1", Labels: map[string]string{"tier": "a"}})))
+	if rules() != d1 {
+		t.Fatal("applying the same rule again changed the digest")
+	}
+	h.mustApply(t, classifyCmd(d1, map[string]string{"tier": "a"}))
+	if got := label(); got != "a" {
+		t.Fatalf("tier = %q after the first decision, want a", got)
+	}
+	h.mustApply(t, classifyCmd(d1, map[string]string{"tier": "again"}))
+	if got := label(); got != "a" {
+		t.Fatalf("tier = %q: a second decision for the same inventory and rules was applied", got)
+	}
+
+	h.mustApply(t, applyDefs(def(&underlayv1.Rule{Name: "r", Match: "disks >= 2", Labels: map[string]string{"tier": "b"}})))
+	d2 := rules()
+	if d2 == d1 {
+		t.Fatal("changing the rule left the digest unchanged")
+	}
+	h.mustApply(t, classifyCmd(d1, map[string]string{"tier": "stale"}))
+	if got := label(); got != "a" {
+		t.Fatalf("tier = %q: a decision from the old rules was applied", got)
+	}
+	h.mustApply(t, classifyCmd(d2, map[string]string{"tier": "b"}))
+	m, _ := h.store.Machine("m-1")
+	if m.GetLabels()["tier"] != "b" || m.GetClassifiedRules() != d2 {
+		t.Fatalf("after the changed rules: tier %q, classified rules %q (want b, %q)", m.GetLabels()["tier"], m.GetClassifiedRules(), d2)
+	}
+	h.mustApply(t, classifyCmd("", map[string]string{"tier": "legacy"}))
+	if got := label(); got != "b" {
+		t.Fatalf("tier = %q: a digest-less decision for an inventory already classified was applied", got)
 	}
 }

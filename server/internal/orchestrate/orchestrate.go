@@ -215,19 +215,21 @@ func (o *Orchestrator) hold(view *store.View, m *underlayv1.Machine, p *underlay
 	return hold
 }
 
-// classify runs the classification rules on machines whose inventory
-// changed since they were last classified and that have no role yet.
+// classify runs the classification rules on machines that have no role yet
+// and whose inventory or the rules changed since they were last classified.
 func (o *Orchestrator) classify(ctx context.Context, view *store.View) {
 	defs := view.Definitions(store.KindRule)
 	if len(defs) == 0 {
 		return
 	}
+	digest := store.RulesDigest(defs)
 	rules := make([]*underlayv1.Rule, 0, len(defs))
 	for _, d := range defs {
 		rules = append(rules, d.GetRule())
 	}
 	for _, m := range o.cfg.Store.Machines() {
-		if m.GetRole() != "" || m.GetInventoryVersion() == 0 || m.GetClassifiedVersion() == m.GetInventoryVersion() {
+		if m.GetRole() != "" || m.GetInventoryVersion() == 0 ||
+			(m.GetClassifiedVersion() == m.GetInventoryVersion() && m.GetClassifiedRules() == digest) {
 			continue
 		}
 		inv, _ := view.Inventory(m.GetId())
@@ -235,10 +237,10 @@ func (o *Orchestrator) classify(ctx context.Context, view *store.View) {
 		if err != nil {
 			o.log.Warn("classification rules", "machine_id", m.GetId(), "err", err)
 		}
-		key := fmt.Sprintf("classify/%s/%d", m.GetId(), m.GetInventoryVersion())
+		key := fmt.Sprintf("classify/%s/%d/%s", m.GetId(), m.GetInventoryVersion(), digest)
 		o.propose(ctx, key, &underlayv1.Command{Actor: "node/" + o.cfg.Cluster.ID() + "/rules", Cmd: &underlayv1.Command_ClassifyMachine{ClassifyMachine: &underlayv1.ClassifyMachine{
 			MachineId: m.GetId(), InventoryVersion: m.GetInventoryVersion(),
-			Rules: d.Rules, Labels: d.Labels, Profiles: d.Profiles, Role: d.Role,
+			Rules: d.Rules, Labels: d.Labels, Profiles: d.Profiles, Role: d.Role, RulesDigest: digest,
 		}}})
 	}
 }

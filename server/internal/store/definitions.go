@@ -1,7 +1,10 @@
 package store
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"slices"
 
 	"github.com/hashicorp/go-memdb"
 
@@ -229,3 +232,24 @@ func (v *View) Global() *underlayv1.GlobalParams {
 
 // Definitions returns the definitions of a kind ("" for all).
 func (v *View) Definitions(kind string) []*underlayv1.Definition { return defsOf(v.txn, kind) }
+
+// RulesDigest identifies a set of classification rules: it changes when a
+// rule is added, changed or deleted, and not when the same file is applied
+// again (which leaves modify indexes alone). defs are rule definitions in
+// any order; the empty set has the digest "".
+func RulesDigest(defs []*underlayv1.Definition) string {
+	if len(defs) == 0 {
+		return ""
+	}
+	keys := make([]string, 0, len(defs))
+	for _, d := range defs {
+		keys = append(keys, fmt.Sprintf("%s@%d", catalog.Name(d), catalog.Meta(d).GetModifyIndex()))
+	}
+	slices.Sort(keys)
+	h := sha256.New()
+	for _, k := range keys {
+		h.Write([]byte(k))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
