@@ -95,6 +95,24 @@ func TestAuthorization(t *testing.T) {
 			_, err := ro.Access.CreateOperator(ctx, &underlayv1.CreateOperatorRequest{Name: "x", Role: underlayv1.OperatorRole_OPERATOR_ROLE_ADMIN})
 			return err
 		}, codes.PermissionDenied},
+		// Power: readonly may read the state (here: the machine does not
+		// exist, which shows the call got past authorization), not change it.
+		{"readonly reads power state", func() error {
+			_, err := ro.Power.PowerStatus(ctx, &underlayv1.PowerStatusRequest{MachineId: "m-none"})
+			return err
+		}, codes.NotFound},
+		{"readonly cannot switch power", func() error {
+			_, err := ro.Power.Power(ctx, &underlayv1.PowerRequest{MachineId: "m-none", Action: "off"})
+			return err
+		}, codes.PermissionDenied},
+		{"readonly cannot set boot device", func() error {
+			_, err := ro.Power.Boot(ctx, &underlayv1.BootRequest{MachineId: "m-none", Device: "pxe"})
+			return err
+		}, codes.PermissionDenied},
+		{"agent cannot read power state", func() error {
+			_, err := agent.Power.PowerStatus(ctx, &underlayv1.PowerStatusRequest{MachineId: "m-none"})
+			return err
+		}, codes.PermissionDenied},
 		{"agent cannot read operator API", func() error { return listTokens(agent) }, codes.PermissionDenied},
 		{"agent cannot write operator API", func() error { return createToken(agent) }, codes.PermissionDenied},
 		{"agent cannot call node RPCs", func() error {

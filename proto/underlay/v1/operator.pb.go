@@ -3428,7 +3428,8 @@ func (x *ResumeRoleRequest) GetRole() string {
 type PowerRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	MachineId string                 `protobuf:"bytes,1,opt,name=machine_id,json=machineId,proto3" json:"machine_id,omitempty"`
-	// action is on, off, cycle or status.
+	// action is on, off, cycle or reset ("status" is accepted for
+	// compatibility; PowerStatus is the read).
 	Action        string `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3478,6 +3479,50 @@ func (x *PowerRequest) GetAction() string {
 	return ""
 }
 
+type PowerStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MachineId     string                 `protobuf:"bytes,1,opt,name=machine_id,json=machineId,proto3" json:"machine_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PowerStatusRequest) Reset() {
+	*x = PowerStatusRequest{}
+	mi := &file_underlay_v1_operator_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PowerStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PowerStatusRequest) ProtoMessage() {}
+
+func (x *PowerStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_underlay_v1_operator_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PowerStatusRequest.ProtoReflect.Descriptor instead.
+func (*PowerStatusRequest) Descriptor() ([]byte, []int) {
+	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *PowerStatusRequest) GetMachineId() string {
+	if x != nil {
+		return x.MachineId
+	}
+	return ""
+}
+
 type BootRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	MachineId string                 `protobuf:"bytes,1,opt,name=machine_id,json=machineId,proto3" json:"machine_id,omitempty"`
@@ -3489,7 +3534,7 @@ type BootRequest struct {
 
 func (x *BootRequest) Reset() {
 	*x = BootRequest{}
-	mi := &file_underlay_v1_operator_proto_msgTypes[67]
+	mi := &file_underlay_v1_operator_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3501,7 +3546,7 @@ func (x *BootRequest) String() string {
 func (*BootRequest) ProtoMessage() {}
 
 func (x *BootRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_underlay_v1_operator_proto_msgTypes[67]
+	mi := &file_underlay_v1_operator_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3514,7 +3559,7 @@ func (x *BootRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BootRequest.ProtoReflect.Descriptor instead.
 func (*BootRequest) Descriptor() ([]byte, []int) {
-	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{67}
+	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *BootRequest) GetMachineId() string {
@@ -3544,7 +3589,7 @@ type PowerResponse struct {
 
 func (x *PowerResponse) Reset() {
 	*x = PowerResponse{}
-	mi := &file_underlay_v1_operator_proto_msgTypes[68]
+	mi := &file_underlay_v1_operator_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3556,7 +3601,7 @@ func (x *PowerResponse) String() string {
 func (*PowerResponse) ProtoMessage() {}
 
 func (x *PowerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_underlay_v1_operator_proto_msgTypes[68]
+	mi := &file_underlay_v1_operator_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3569,7 +3614,7 @@ func (x *PowerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PowerResponse.ProtoReflect.Descriptor instead.
 func (*PowerResponse) Descriptor() ([]byte, []int) {
-	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{68}
+	return file_underlay_v1_operator_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *PowerResponse) GetMachineId() string {
@@ -3823,7 +3868,10 @@ const file_underlay_v1_operator_proto_rawDesc = "" +
 	"\fPowerRequest\x12\x1d\n" +
 	"\n" +
 	"machine_id\x18\x01 \x01(\tR\tmachineId\x12\x16\n" +
-	"\x06action\x18\x02 \x01(\tR\x06action\"D\n" +
+	"\x06action\x18\x02 \x01(\tR\x06action\"3\n" +
+	"\x12PowerStatusRequest\x12\x1d\n" +
+	"\n" +
+	"machine_id\x18\x01 \x01(\tR\tmachineId\"D\n" +
 	"\vBootRequest\x12\x1d\n" +
 	"\n" +
 	"machine_id\x18\x01 \x01(\tR\tmachineId\x12\x16\n" +
@@ -3884,10 +3932,11 @@ const file_underlay_v1_operator_proto_rawDesc = "" +
 	"\x04Logs\x12\x18.underlay.v1.LogsRequest\x1a\x15.underlay.v1.LogChunk0\x01\x12Y\n" +
 	"\x0eListRoleStatus\x12\".underlay.v1.ListRoleStatusRequest\x1a#.underlay.v1.ListRoleStatusResponse\x12E\n" +
 	"\n" +
-	"ResumeRole\x12\x1e.underlay.v1.ResumeRoleRequest\x1a\x17.underlay.v1.RoleStatus2\x8c\x01\n" +
+	"ResumeRole\x12\x1e.underlay.v1.ResumeRoleRequest\x1a\x17.underlay.v1.RoleStatus2\xd8\x01\n" +
 	"\fPowerService\x12>\n" +
 	"\x05Power\x12\x19.underlay.v1.PowerRequest\x1a\x1a.underlay.v1.PowerResponse\x12<\n" +
-	"\x04Boot\x12\x18.underlay.v1.BootRequest\x1a\x1a.underlay.v1.PowerResponseB+Z)underlay.dev/proto/underlay/v1;underlayv1b\x06proto3"
+	"\x04Boot\x12\x18.underlay.v1.BootRequest\x1a\x1a.underlay.v1.PowerResponse\x12J\n" +
+	"\vPowerStatus\x12\x1f.underlay.v1.PowerStatusRequest\x1a\x1a.underlay.v1.PowerResponseB+Z)underlay.dev/proto/underlay/v1;underlayv1b\x06proto3"
 
 var (
 	file_underlay_v1_operator_proto_rawDescOnce sync.Once
@@ -3901,7 +3950,7 @@ func file_underlay_v1_operator_proto_rawDescGZIP() []byte {
 	return file_underlay_v1_operator_proto_rawDescData
 }
 
-var file_underlay_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
+var file_underlay_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 73)
 var file_underlay_v1_operator_proto_goTypes = []any{
 	(*ReadOptions)(nil),               // 0: underlay.v1.ReadOptions
 	(*ClusterStatusRequest)(nil),      // 1: underlay.v1.ClusterStatusRequest
@@ -3970,78 +4019,79 @@ var file_underlay_v1_operator_proto_goTypes = []any{
 	(*ListRoleStatusResponse)(nil),    // 64: underlay.v1.ListRoleStatusResponse
 	(*ResumeRoleRequest)(nil),         // 65: underlay.v1.ResumeRoleRequest
 	(*PowerRequest)(nil),              // 66: underlay.v1.PowerRequest
-	(*BootRequest)(nil),               // 67: underlay.v1.BootRequest
-	(*PowerResponse)(nil),             // 68: underlay.v1.PowerResponse
-	nil,                               // 69: underlay.v1.ListMachinesRequest.LabelsEntry
-	nil,                               // 70: underlay.v1.LabelMachineRequest.SetEntry
-	nil,                               // 71: underlay.v1.SetParamsRequest.SetEntry
-	(*timestamppb.Timestamp)(nil),     // 72: google.protobuf.Timestamp
-	(TokenKind)(0),                    // 73: underlay.v1.TokenKind
-	(*Token)(nil),                     // 74: underlay.v1.Token
-	(OperatorRole)(0),                 // 75: underlay.v1.OperatorRole
-	(*Operator)(nil),                  // 76: underlay.v1.Operator
-	(*Revocation)(nil),                // 77: underlay.v1.Revocation
-	(*Machine)(nil),                   // 78: underlay.v1.Machine
-	(*Event)(nil),                     // 79: underlay.v1.Event
-	(*Subnet)(nil),                    // 80: underlay.v1.Subnet
-	(*Lease)(nil),                     // 81: underlay.v1.Lease
-	(*Reservation)(nil),               // 82: underlay.v1.Reservation
-	(*Definition)(nil),                // 83: underlay.v1.Definition
-	(*ResolvedParam)(nil),             // 84: underlay.v1.ResolvedParam
-	(*Job)(nil),                       // 85: underlay.v1.Job
-	(*RoleStatus)(nil),                // 86: underlay.v1.RoleStatus
-	(*ParamValue)(nil),                // 87: underlay.v1.ParamValue
-	(*Inventory)(nil),                 // 88: underlay.v1.Inventory
-	(*Plan)(nil),                      // 89: underlay.v1.Plan
-	(*LogChunk)(nil),                  // 90: underlay.v1.LogChunk
+	(*PowerStatusRequest)(nil),        // 67: underlay.v1.PowerStatusRequest
+	(*BootRequest)(nil),               // 68: underlay.v1.BootRequest
+	(*PowerResponse)(nil),             // 69: underlay.v1.PowerResponse
+	nil,                               // 70: underlay.v1.ListMachinesRequest.LabelsEntry
+	nil,                               // 71: underlay.v1.LabelMachineRequest.SetEntry
+	nil,                               // 72: underlay.v1.SetParamsRequest.SetEntry
+	(*timestamppb.Timestamp)(nil),     // 73: google.protobuf.Timestamp
+	(TokenKind)(0),                    // 74: underlay.v1.TokenKind
+	(*Token)(nil),                     // 75: underlay.v1.Token
+	(OperatorRole)(0),                 // 76: underlay.v1.OperatorRole
+	(*Operator)(nil),                  // 77: underlay.v1.Operator
+	(*Revocation)(nil),                // 78: underlay.v1.Revocation
+	(*Machine)(nil),                   // 79: underlay.v1.Machine
+	(*Event)(nil),                     // 80: underlay.v1.Event
+	(*Subnet)(nil),                    // 81: underlay.v1.Subnet
+	(*Lease)(nil),                     // 82: underlay.v1.Lease
+	(*Reservation)(nil),               // 83: underlay.v1.Reservation
+	(*Definition)(nil),                // 84: underlay.v1.Definition
+	(*ResolvedParam)(nil),             // 85: underlay.v1.ResolvedParam
+	(*Job)(nil),                       // 86: underlay.v1.Job
+	(*RoleStatus)(nil),                // 87: underlay.v1.RoleStatus
+	(*ParamValue)(nil),                // 88: underlay.v1.ParamValue
+	(*Inventory)(nil),                 // 89: underlay.v1.Inventory
+	(*Plan)(nil),                      // 90: underlay.v1.Plan
+	(*LogChunk)(nil),                  // 91: underlay.v1.LogChunk
 }
 var file_underlay_v1_operator_proto_depIdxs = []int32{
 	3,  // 0: underlay.v1.ClusterStatus.members:type_name -> underlay.v1.Member
-	72, // 1: underlay.v1.Member.last_contact:type_name -> google.protobuf.Timestamp
+	73, // 1: underlay.v1.Member.last_contact:type_name -> google.protobuf.Timestamp
 	0,  // 2: underlay.v1.MembersRequest.read:type_name -> underlay.v1.ReadOptions
 	3,  // 3: underlay.v1.MembersResponse.members:type_name -> underlay.v1.Member
-	73, // 4: underlay.v1.CreateTokenRequest.kind:type_name -> underlay.v1.TokenKind
-	74, // 5: underlay.v1.CreateTokenResponse.token:type_name -> underlay.v1.Token
+	74, // 4: underlay.v1.CreateTokenRequest.kind:type_name -> underlay.v1.TokenKind
+	75, // 5: underlay.v1.CreateTokenResponse.token:type_name -> underlay.v1.Token
 	0,  // 6: underlay.v1.ListTokensRequest.read:type_name -> underlay.v1.ReadOptions
-	74, // 7: underlay.v1.ListTokensResponse.tokens:type_name -> underlay.v1.Token
-	75, // 8: underlay.v1.CreateOperatorRequest.role:type_name -> underlay.v1.OperatorRole
-	76, // 9: underlay.v1.CreateOperatorResponse.operator:type_name -> underlay.v1.Operator
+	75, // 7: underlay.v1.ListTokensResponse.tokens:type_name -> underlay.v1.Token
+	76, // 8: underlay.v1.CreateOperatorRequest.role:type_name -> underlay.v1.OperatorRole
+	77, // 9: underlay.v1.CreateOperatorResponse.operator:type_name -> underlay.v1.Operator
 	0,  // 10: underlay.v1.ListOperatorsRequest.read:type_name -> underlay.v1.ReadOptions
-	76, // 11: underlay.v1.ListOperatorsResponse.operators:type_name -> underlay.v1.Operator
-	77, // 12: underlay.v1.RevokeCertResponse.revoked:type_name -> underlay.v1.Revocation
+	77, // 11: underlay.v1.ListOperatorsResponse.operators:type_name -> underlay.v1.Operator
+	78, // 12: underlay.v1.RevokeCertResponse.revoked:type_name -> underlay.v1.Revocation
 	0,  // 13: underlay.v1.ListRevocationsRequest.read:type_name -> underlay.v1.ReadOptions
-	77, // 14: underlay.v1.ListRevocationsResponse.revocations:type_name -> underlay.v1.Revocation
-	75, // 15: underlay.v1.WhoAmIResponse.role:type_name -> underlay.v1.OperatorRole
-	72, // 16: underlay.v1.WhoAmIResponse.not_after:type_name -> google.protobuf.Timestamp
+	78, // 14: underlay.v1.ListRevocationsResponse.revocations:type_name -> underlay.v1.Revocation
+	76, // 15: underlay.v1.WhoAmIResponse.role:type_name -> underlay.v1.OperatorRole
+	73, // 16: underlay.v1.WhoAmIResponse.not_after:type_name -> google.protobuf.Timestamp
 	0,  // 17: underlay.v1.ListMachinesRequest.read:type_name -> underlay.v1.ReadOptions
-	69, // 18: underlay.v1.ListMachinesRequest.labels:type_name -> underlay.v1.ListMachinesRequest.LabelsEntry
-	78, // 19: underlay.v1.ListMachinesResponse.machines:type_name -> underlay.v1.Machine
+	70, // 18: underlay.v1.ListMachinesRequest.labels:type_name -> underlay.v1.ListMachinesRequest.LabelsEntry
+	79, // 19: underlay.v1.ListMachinesResponse.machines:type_name -> underlay.v1.Machine
 	0,  // 20: underlay.v1.GetMachineRequest.read:type_name -> underlay.v1.ReadOptions
-	70, // 21: underlay.v1.LabelMachineRequest.set:type_name -> underlay.v1.LabelMachineRequest.SetEntry
+	71, // 21: underlay.v1.LabelMachineRequest.set:type_name -> underlay.v1.LabelMachineRequest.SetEntry
 	0,  // 22: underlay.v1.MachineEventsRequest.read:type_name -> underlay.v1.ReadOptions
-	79, // 23: underlay.v1.MachineEventsResponse.events:type_name -> underlay.v1.Event
-	80, // 24: underlay.v1.CreateSubnetRequest.subnet:type_name -> underlay.v1.Subnet
+	80, // 23: underlay.v1.MachineEventsResponse.events:type_name -> underlay.v1.Event
+	81, // 24: underlay.v1.CreateSubnetRequest.subnet:type_name -> underlay.v1.Subnet
 	0,  // 25: underlay.v1.ListSubnetsRequest.read:type_name -> underlay.v1.ReadOptions
-	80, // 26: underlay.v1.ListSubnetsResponse.subnets:type_name -> underlay.v1.Subnet
+	81, // 26: underlay.v1.ListSubnetsResponse.subnets:type_name -> underlay.v1.Subnet
 	0,  // 27: underlay.v1.ListLeasesRequest.read:type_name -> underlay.v1.ReadOptions
-	81, // 28: underlay.v1.ListLeasesResponse.leases:type_name -> underlay.v1.Lease
-	82, // 29: underlay.v1.CreateReservationRequest.reservation:type_name -> underlay.v1.Reservation
+	82, // 28: underlay.v1.ListLeasesResponse.leases:type_name -> underlay.v1.Lease
+	83, // 29: underlay.v1.CreateReservationRequest.reservation:type_name -> underlay.v1.Reservation
 	0,  // 30: underlay.v1.ListReservationsRequest.read:type_name -> underlay.v1.ReadOptions
-	82, // 31: underlay.v1.ListReservationsResponse.reservations:type_name -> underlay.v1.Reservation
-	83, // 32: underlay.v1.ApplyDefinitionsRequest.definitions:type_name -> underlay.v1.Definition
+	83, // 31: underlay.v1.ListReservationsResponse.reservations:type_name -> underlay.v1.Reservation
+	84, // 32: underlay.v1.ApplyDefinitionsRequest.definitions:type_name -> underlay.v1.Definition
 	46, // 33: underlay.v1.ApplyDefinitionsResponse.results:type_name -> underlay.v1.DefinitionChange
 	0,  // 34: underlay.v1.ListDefinitionsRequest.read:type_name -> underlay.v1.ReadOptions
-	83, // 35: underlay.v1.ListDefinitionsResponse.definitions:type_name -> underlay.v1.Definition
+	84, // 35: underlay.v1.ListDefinitionsResponse.definitions:type_name -> underlay.v1.Definition
 	0,  // 36: underlay.v1.GetDefinitionRequest.read:type_name -> underlay.v1.ReadOptions
-	71, // 37: underlay.v1.SetParamsRequest.set:type_name -> underlay.v1.SetParamsRequest.SetEntry
+	72, // 37: underlay.v1.SetParamsRequest.set:type_name -> underlay.v1.SetParamsRequest.SetEntry
 	0,  // 38: underlay.v1.ShowParamsRequest.read:type_name -> underlay.v1.ReadOptions
-	84, // 39: underlay.v1.ShowParamsResponse.params:type_name -> underlay.v1.ResolvedParam
+	85, // 39: underlay.v1.ShowParamsResponse.params:type_name -> underlay.v1.ResolvedParam
 	0,  // 40: underlay.v1.GetPlanRequest.read:type_name -> underlay.v1.ReadOptions
 	0,  // 41: underlay.v1.ListJobsRequest.read:type_name -> underlay.v1.ReadOptions
-	85, // 42: underlay.v1.ListJobsResponse.jobs:type_name -> underlay.v1.Job
+	86, // 42: underlay.v1.ListJobsResponse.jobs:type_name -> underlay.v1.Job
 	0,  // 43: underlay.v1.ListRoleStatusRequest.read:type_name -> underlay.v1.ReadOptions
-	86, // 44: underlay.v1.ListRoleStatusResponse.roles:type_name -> underlay.v1.RoleStatus
-	87, // 45: underlay.v1.SetParamsRequest.SetEntry.value:type_name -> underlay.v1.ParamValue
+	87, // 44: underlay.v1.ListRoleStatusResponse.roles:type_name -> underlay.v1.RoleStatus
+	88, // 45: underlay.v1.SetParamsRequest.SetEntry.value:type_name -> underlay.v1.ParamValue
 	1,  // 46: underlay.v1.ClusterService.Status:input_type -> underlay.v1.ClusterStatusRequest
 	4,  // 47: underlay.v1.ClusterService.Members:input_type -> underlay.v1.MembersRequest
 	6,  // 48: underlay.v1.ClusterService.RemoveMember:input_type -> underlay.v1.RemoveMemberRequest
@@ -4083,51 +4133,53 @@ var file_underlay_v1_operator_proto_depIdxs = []int32{
 	63, // 84: underlay.v1.ProvisionService.ListRoleStatus:input_type -> underlay.v1.ListRoleStatusRequest
 	65, // 85: underlay.v1.ProvisionService.ResumeRole:input_type -> underlay.v1.ResumeRoleRequest
 	66, // 86: underlay.v1.PowerService.Power:input_type -> underlay.v1.PowerRequest
-	67, // 87: underlay.v1.PowerService.Boot:input_type -> underlay.v1.BootRequest
-	2,  // 88: underlay.v1.ClusterService.Status:output_type -> underlay.v1.ClusterStatus
-	5,  // 89: underlay.v1.ClusterService.Members:output_type -> underlay.v1.MembersResponse
-	7,  // 90: underlay.v1.ClusterService.RemoveMember:output_type -> underlay.v1.RemoveMemberResponse
-	9,  // 91: underlay.v1.TokenService.Create:output_type -> underlay.v1.CreateTokenResponse
-	11, // 92: underlay.v1.TokenService.List:output_type -> underlay.v1.ListTokensResponse
-	13, // 93: underlay.v1.TokenService.Revoke:output_type -> underlay.v1.RevokeTokenResponse
-	15, // 94: underlay.v1.AccessService.CreateOperator:output_type -> underlay.v1.CreateOperatorResponse
-	17, // 95: underlay.v1.AccessService.ListOperators:output_type -> underlay.v1.ListOperatorsResponse
-	19, // 96: underlay.v1.AccessService.RevokeCert:output_type -> underlay.v1.RevokeCertResponse
-	21, // 97: underlay.v1.AccessService.ListRevocations:output_type -> underlay.v1.ListRevocationsResponse
-	23, // 98: underlay.v1.AccessService.WhoAmI:output_type -> underlay.v1.WhoAmIResponse
-	25, // 99: underlay.v1.MachineService.List:output_type -> underlay.v1.ListMachinesResponse
-	78, // 100: underlay.v1.MachineService.Get:output_type -> underlay.v1.Machine
-	88, // 101: underlay.v1.MachineService.GetInventory:output_type -> underlay.v1.Inventory
-	78, // 102: underlay.v1.MachineService.Label:output_type -> underlay.v1.Machine
-	29, // 103: underlay.v1.MachineService.Delete:output_type -> underlay.v1.DeleteMachineResponse
-	31, // 104: underlay.v1.MachineService.Events:output_type -> underlay.v1.MachineEventsResponse
-	79, // 105: underlay.v1.MachineService.Watch:output_type -> underlay.v1.Event
-	80, // 106: underlay.v1.IPAMService.CreateSubnet:output_type -> underlay.v1.Subnet
-	35, // 107: underlay.v1.IPAMService.ListSubnets:output_type -> underlay.v1.ListSubnetsResponse
-	37, // 108: underlay.v1.IPAMService.DeleteSubnet:output_type -> underlay.v1.DeleteSubnetResponse
-	39, // 109: underlay.v1.IPAMService.ListLeases:output_type -> underlay.v1.ListLeasesResponse
-	82, // 110: underlay.v1.IPAMService.CreateReservation:output_type -> underlay.v1.Reservation
-	42, // 111: underlay.v1.IPAMService.ListReservations:output_type -> underlay.v1.ListReservationsResponse
-	44, // 112: underlay.v1.IPAMService.DeleteReservation:output_type -> underlay.v1.DeleteReservationResponse
-	47, // 113: underlay.v1.ProvisionService.Apply:output_type -> underlay.v1.ApplyDefinitionsResponse
-	49, // 114: underlay.v1.ProvisionService.ListDefinitions:output_type -> underlay.v1.ListDefinitionsResponse
-	83, // 115: underlay.v1.ProvisionService.GetDefinition:output_type -> underlay.v1.Definition
-	52, // 116: underlay.v1.ProvisionService.DeleteDefinition:output_type -> underlay.v1.DeleteDefinitionResponse
-	54, // 117: underlay.v1.ProvisionService.SetParams:output_type -> underlay.v1.SetParamsResponse
-	56, // 118: underlay.v1.ProvisionService.ShowParams:output_type -> underlay.v1.ShowParamsResponse
-	89, // 119: underlay.v1.ProvisionService.Assign:output_type -> underlay.v1.Plan
-	89, // 120: underlay.v1.ProvisionService.GetPlan:output_type -> underlay.v1.Plan
-	89, // 121: underlay.v1.ProvisionService.Retry:output_type -> underlay.v1.Plan
-	89, // 122: underlay.v1.ProvisionService.Cancel:output_type -> underlay.v1.Plan
-	89, // 123: underlay.v1.ProvisionService.Redeploy:output_type -> underlay.v1.Plan
-	61, // 124: underlay.v1.ProvisionService.ListJobs:output_type -> underlay.v1.ListJobsResponse
-	90, // 125: underlay.v1.ProvisionService.Logs:output_type -> underlay.v1.LogChunk
-	64, // 126: underlay.v1.ProvisionService.ListRoleStatus:output_type -> underlay.v1.ListRoleStatusResponse
-	86, // 127: underlay.v1.ProvisionService.ResumeRole:output_type -> underlay.v1.RoleStatus
-	68, // 128: underlay.v1.PowerService.Power:output_type -> underlay.v1.PowerResponse
-	68, // 129: underlay.v1.PowerService.Boot:output_type -> underlay.v1.PowerResponse
-	88, // [88:130] is the sub-list for method output_type
-	46, // [46:88] is the sub-list for method input_type
+	68, // 87: underlay.v1.PowerService.Boot:input_type -> underlay.v1.BootRequest
+	67, // 88: underlay.v1.PowerService.PowerStatus:input_type -> underlay.v1.PowerStatusRequest
+	2,  // 89: underlay.v1.ClusterService.Status:output_type -> underlay.v1.ClusterStatus
+	5,  // 90: underlay.v1.ClusterService.Members:output_type -> underlay.v1.MembersResponse
+	7,  // 91: underlay.v1.ClusterService.RemoveMember:output_type -> underlay.v1.RemoveMemberResponse
+	9,  // 92: underlay.v1.TokenService.Create:output_type -> underlay.v1.CreateTokenResponse
+	11, // 93: underlay.v1.TokenService.List:output_type -> underlay.v1.ListTokensResponse
+	13, // 94: underlay.v1.TokenService.Revoke:output_type -> underlay.v1.RevokeTokenResponse
+	15, // 95: underlay.v1.AccessService.CreateOperator:output_type -> underlay.v1.CreateOperatorResponse
+	17, // 96: underlay.v1.AccessService.ListOperators:output_type -> underlay.v1.ListOperatorsResponse
+	19, // 97: underlay.v1.AccessService.RevokeCert:output_type -> underlay.v1.RevokeCertResponse
+	21, // 98: underlay.v1.AccessService.ListRevocations:output_type -> underlay.v1.ListRevocationsResponse
+	23, // 99: underlay.v1.AccessService.WhoAmI:output_type -> underlay.v1.WhoAmIResponse
+	25, // 100: underlay.v1.MachineService.List:output_type -> underlay.v1.ListMachinesResponse
+	79, // 101: underlay.v1.MachineService.Get:output_type -> underlay.v1.Machine
+	89, // 102: underlay.v1.MachineService.GetInventory:output_type -> underlay.v1.Inventory
+	79, // 103: underlay.v1.MachineService.Label:output_type -> underlay.v1.Machine
+	29, // 104: underlay.v1.MachineService.Delete:output_type -> underlay.v1.DeleteMachineResponse
+	31, // 105: underlay.v1.MachineService.Events:output_type -> underlay.v1.MachineEventsResponse
+	80, // 106: underlay.v1.MachineService.Watch:output_type -> underlay.v1.Event
+	81, // 107: underlay.v1.IPAMService.CreateSubnet:output_type -> underlay.v1.Subnet
+	35, // 108: underlay.v1.IPAMService.ListSubnets:output_type -> underlay.v1.ListSubnetsResponse
+	37, // 109: underlay.v1.IPAMService.DeleteSubnet:output_type -> underlay.v1.DeleteSubnetResponse
+	39, // 110: underlay.v1.IPAMService.ListLeases:output_type -> underlay.v1.ListLeasesResponse
+	83, // 111: underlay.v1.IPAMService.CreateReservation:output_type -> underlay.v1.Reservation
+	42, // 112: underlay.v1.IPAMService.ListReservations:output_type -> underlay.v1.ListReservationsResponse
+	44, // 113: underlay.v1.IPAMService.DeleteReservation:output_type -> underlay.v1.DeleteReservationResponse
+	47, // 114: underlay.v1.ProvisionService.Apply:output_type -> underlay.v1.ApplyDefinitionsResponse
+	49, // 115: underlay.v1.ProvisionService.ListDefinitions:output_type -> underlay.v1.ListDefinitionsResponse
+	84, // 116: underlay.v1.ProvisionService.GetDefinition:output_type -> underlay.v1.Definition
+	52, // 117: underlay.v1.ProvisionService.DeleteDefinition:output_type -> underlay.v1.DeleteDefinitionResponse
+	54, // 118: underlay.v1.ProvisionService.SetParams:output_type -> underlay.v1.SetParamsResponse
+	56, // 119: underlay.v1.ProvisionService.ShowParams:output_type -> underlay.v1.ShowParamsResponse
+	90, // 120: underlay.v1.ProvisionService.Assign:output_type -> underlay.v1.Plan
+	90, // 121: underlay.v1.ProvisionService.GetPlan:output_type -> underlay.v1.Plan
+	90, // 122: underlay.v1.ProvisionService.Retry:output_type -> underlay.v1.Plan
+	90, // 123: underlay.v1.ProvisionService.Cancel:output_type -> underlay.v1.Plan
+	90, // 124: underlay.v1.ProvisionService.Redeploy:output_type -> underlay.v1.Plan
+	61, // 125: underlay.v1.ProvisionService.ListJobs:output_type -> underlay.v1.ListJobsResponse
+	91, // 126: underlay.v1.ProvisionService.Logs:output_type -> underlay.v1.LogChunk
+	64, // 127: underlay.v1.ProvisionService.ListRoleStatus:output_type -> underlay.v1.ListRoleStatusResponse
+	87, // 128: underlay.v1.ProvisionService.ResumeRole:output_type -> underlay.v1.RoleStatus
+	69, // 129: underlay.v1.PowerService.Power:output_type -> underlay.v1.PowerResponse
+	69, // 130: underlay.v1.PowerService.Boot:output_type -> underlay.v1.PowerResponse
+	69, // 131: underlay.v1.PowerService.PowerStatus:output_type -> underlay.v1.PowerResponse
+	89, // [89:132] is the sub-list for method output_type
+	46, // [46:89] is the sub-list for method input_type
 	46, // [46:46] is the sub-list for extension type_name
 	46, // [46:46] is the sub-list for extension extendee
 	0,  // [0:46] is the sub-list for field type_name
@@ -4146,7 +4198,7 @@ func file_underlay_v1_operator_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_underlay_v1_operator_proto_rawDesc), len(file_underlay_v1_operator_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   72,
+			NumMessages:   73,
 			NumExtensions: 0,
 			NumServices:   7,
 		},

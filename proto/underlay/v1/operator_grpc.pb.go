@@ -1941,8 +1941,9 @@ var ProvisionService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	PowerService_Power_FullMethodName = "/underlay.v1.PowerService/Power"
-	PowerService_Boot_FullMethodName  = "/underlay.v1.PowerService/Boot"
+	PowerService_Power_FullMethodName       = "/underlay.v1.PowerService/Power"
+	PowerService_Boot_FullMethodName        = "/underlay.v1.PowerService/Boot"
+	PowerService_PowerStatus_FullMethodName = "/underlay.v1.PowerService/PowerStatus"
 )
 
 // PowerServiceClient is the client API for PowerService service.
@@ -1952,8 +1953,13 @@ const (
 // PowerService drives machines' BMCs (Redfish) with the BMC params of
 // each machine (bmc_address, bmc_username, bmc_password).
 type PowerServiceClient interface {
+	// Power changes the power state (admin operators).
 	Power(ctx context.Context, in *PowerRequest, opts ...grpc.CallOption) (*PowerResponse, error)
+	// Boot sets the one-time boot device (admin operators).
 	Boot(ctx context.Context, in *BootRequest, opts ...grpc.CallOption) (*PowerResponse, error)
+	// PowerStatus reads the power state and boot override and changes
+	// nothing (readonly operators too).
+	PowerStatus(ctx context.Context, in *PowerStatusRequest, opts ...grpc.CallOption) (*PowerResponse, error)
 }
 
 type powerServiceClient struct {
@@ -1984,6 +1990,16 @@ func (c *powerServiceClient) Boot(ctx context.Context, in *BootRequest, opts ...
 	return out, nil
 }
 
+func (c *powerServiceClient) PowerStatus(ctx context.Context, in *PowerStatusRequest, opts ...grpc.CallOption) (*PowerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PowerResponse)
+	err := c.cc.Invoke(ctx, PowerService_PowerStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PowerServiceServer is the server API for PowerService service.
 // All implementations must embed UnimplementedPowerServiceServer
 // for forward compatibility.
@@ -1991,8 +2007,13 @@ func (c *powerServiceClient) Boot(ctx context.Context, in *BootRequest, opts ...
 // PowerService drives machines' BMCs (Redfish) with the BMC params of
 // each machine (bmc_address, bmc_username, bmc_password).
 type PowerServiceServer interface {
+	// Power changes the power state (admin operators).
 	Power(context.Context, *PowerRequest) (*PowerResponse, error)
+	// Boot sets the one-time boot device (admin operators).
 	Boot(context.Context, *BootRequest) (*PowerResponse, error)
+	// PowerStatus reads the power state and boot override and changes
+	// nothing (readonly operators too).
+	PowerStatus(context.Context, *PowerStatusRequest) (*PowerResponse, error)
 	mustEmbedUnimplementedPowerServiceServer()
 }
 
@@ -2008,6 +2029,9 @@ func (UnimplementedPowerServiceServer) Power(context.Context, *PowerRequest) (*P
 }
 func (UnimplementedPowerServiceServer) Boot(context.Context, *BootRequest) (*PowerResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Boot not implemented")
+}
+func (UnimplementedPowerServiceServer) PowerStatus(context.Context, *PowerStatusRequest) (*PowerResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method PowerStatus not implemented")
 }
 func (UnimplementedPowerServiceServer) mustEmbedUnimplementedPowerServiceServer() {}
 func (UnimplementedPowerServiceServer) testEmbeddedByValue()                      {}
@@ -2066,6 +2090,24 @@ func _PowerService_Boot_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PowerService_PowerStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PowerStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PowerServiceServer).PowerStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PowerService_PowerStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PowerServiceServer).PowerStatus(ctx, req.(*PowerStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PowerService_ServiceDesc is the grpc.ServiceDesc for PowerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -2080,6 +2122,10 @@ var PowerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Boot",
 			Handler:    _PowerService_Boot_Handler,
+		},
+		{
+			MethodName: "PowerStatus",
+			Handler:    _PowerService_PowerStatus_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -31,7 +31,7 @@ the power state the BMC reports afterwards.`,
 		{"on", "Power a machine on", "Power a machine on through its BMC. A machine that is already on stays on."},
 		{"off", "Power a machine off (hard)", "Power a machine off through its BMC, without waiting for its operating system to shut down."},
 		{"cycle", "Power-cycle a machine (off, then on)", "Power-cycle a machine through its BMC: off, then on again (a machine that is off is switched on)."},
-		{"status", "Show a machine's power state", "Show the power state and the boot override the machine's BMC reports. Nothing is changed."},
+		{"status", "Show a machine's power state", "Show the power state and the boot override the machine's BMC reports. Nothing is changed, so readonly operators may use it too."},
 	} {
 		cmd.AddCommand(a.newPowerActionCmd(act.action, act.short, act.long))
 	}
@@ -47,7 +47,13 @@ func (a *app) newPowerActionCmd(action, short, long string) *cobra.Command {
 		Args:    exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.call(cmd, func(ctx context.Context, c *client.Client, p *printer) error {
-				r, err := c.Power.Power(ctx, &underlayv1.PowerRequest{MachineId: args[0], Action: action})
+				var r *underlayv1.PowerResponse
+				var err error
+				if action == "status" {
+					r, err = c.Power.PowerStatus(ctx, &underlayv1.PowerStatusRequest{MachineId: args[0]})
+				} else {
+					r, err = c.Power.Power(ctx, &underlayv1.PowerRequest{MachineId: args[0], Action: action})
+				}
 				if err != nil {
 					return err
 				}

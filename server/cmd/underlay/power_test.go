@@ -47,8 +47,8 @@ BMC:            https://10.0.9.1
 		},
 		{
 			name: "power of an unknown machine", args: []string{"machine", "power", "status", "m-404"},
-			replies:    map[string][]fakeReply{"Power": replyErr(codes.NotFound, "machine m-404 not found")},
-			wantCalls:  []fakeCall{call("Power", &underlayv1.PowerRequest{MachineId: "m-404", Action: "status"})},
+			replies:    map[string][]fakeReply{"PowerStatus": replyErr(codes.NotFound, "machine m-404 not found")},
+			wantCalls:  []fakeCall{call("PowerStatus", &underlayv1.PowerStatusRequest{MachineId: "m-404"})},
 			wantCode:   exitError,
 			wantStderr: "error: not found: machine m-404 not found",
 		},
@@ -68,7 +68,13 @@ BMC:            https://10.0.9.1
 			wantCode: exitUsage, wantStderr: `"underlay machine power off" needs 1 argument(s) (ID), got 0`,
 		},
 	}
-	for _, action := range []string{"on", "off", "cycle", "status"} {
+	tests = append(tests, cliCase{
+		name: "power status", args: []string{"machine", "power", "status", "m-1"},
+		replies:    map[string][]fakeReply{"PowerStatus": replyOK(on)},
+		wantCalls:  []fakeCall{call("PowerStatus", &underlayv1.PowerStatusRequest{MachineId: "m-1"})},
+		wantStdout: onView,
+	})
+	for _, action := range []string{"on", "off", "cycle"} {
 		tests = append(tests, cliCase{
 			name: "power " + action, args: []string{"machine", "power", action, "m-1"},
 			replies:    map[string][]fakeReply{"Power": replyOK(on)},

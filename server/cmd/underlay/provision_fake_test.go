@@ -253,6 +253,10 @@ func (p *fakePower) Power(_ context.Context, r *underlayv1.PowerRequest) (*under
 	return answer[*underlayv1.PowerResponse](p.f, "Power", r)
 }
 
+func (p *fakePower) PowerStatus(_ context.Context, r *underlayv1.PowerStatusRequest) (*underlayv1.PowerResponse, error) {
+	return answer[*underlayv1.PowerResponse](p.f, "PowerStatus", r)
+}
+
 func (p *fakePower) Boot(_ context.Context, r *underlayv1.BootRequest) (*underlayv1.PowerResponse, error) {
 	return answer[*underlayv1.PowerResponse](p.f, "Boot", r)
 }

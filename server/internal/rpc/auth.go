@@ -89,8 +89,9 @@ var rules = map[string]access{
 	"/underlay.v1.ProvisionService/ListRoleStatus":   operatorRead,
 	"/underlay.v1.ProvisionService/ResumeRole":       operatorWrite,
 
-	"/underlay.v1.PowerService/Power": operatorWrite,
-	"/underlay.v1.PowerService/Boot":  operatorWrite,
+	"/underlay.v1.PowerService/Power":       operatorWrite,
+	"/underlay.v1.PowerService/Boot":        operatorWrite,
+	"/underlay.v1.PowerService/PowerStatus": operatorRead,
 
 	"/underlay.v1.AgentService/Enroll":  public,
 	"/underlay.v1.AgentService/Renew":   machineOnly,

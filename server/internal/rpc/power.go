@@ -107,6 +107,12 @@ func (s *powerService) Power(ctx context.Context, req *underlayv1.PowerRequest) 
 	return res, err
 }
 
+// PowerStatus reports a machine's power state and boot override as its BMC
+// sees them; it changes nothing, so readonly operators may call it.
+func (s *powerService) PowerStatus(ctx context.Context, req *underlayv1.PowerStatusRequest) (*underlayv1.PowerResponse, error) {
+	return s.withBMC(ctx, req.GetMachineId(), func(context.Context, *redfish.Client) error { return nil })
+}
+
 // Boot sets a machine's one-time boot device through its BMC.
 func (s *powerService) Boot(ctx context.Context, req *underlayv1.BootRequest) (*underlayv1.PowerResponse, error) {
 	switch req.GetDevice() {
