@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -108,7 +110,7 @@ func (a *Agent) applyBIOS(ctx context.Context, j runner.Job) error {
 		fmt.Fprintf(log, "BIOS settings in effect: %s\n", settingsLine(s.Settings))
 		return nil
 	}
-	for _, name := range sortedChangeNames(rep.Changed) {
+	for _, name := range slices.Sorted(maps.Keys(rep.Changed)) {
 		c := rep.Changed[name]
 		fmt.Fprintf(log, "staged %s: %s -> %s\n", name, c.From, c.To)
 	}
@@ -147,15 +149,6 @@ func settingsLine(m map[string]string) string {
 		out += k + "=" + m[k]
 	}
 	return out
-}
-
-func sortedChangeNames(m map[string]bios.Change) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // checkServers reports whether a management node answers over a fresh

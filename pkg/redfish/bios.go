@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -59,7 +60,7 @@ func (b BIOS) Canonical(want map[string]string) (map[string]string, error) {
 		return nil, fmt.Errorf("attributes %s: %w", strings.Join(unknown, ", "), ErrUnknownAttribute)
 	}
 	out := make(map[string]string, len(want))
-	for _, name := range sortedKeys(want) {
+	for _, name := range slices.Sorted(maps.Keys(want)) {
 		v, err := convert(b.kinds[name], want[name])
 		if err != nil {
 			return nil, fmt.Errorf("attribute %s: %w", name, err)
@@ -141,7 +142,7 @@ func (c *Client) StageBIOS(ctx context.Context, set map[string]string) error {
 			return fmt.Errorf("attributes %s: %w", strings.Join(unknown, ", "), ErrUnknownAttribute)
 		}
 		attrs := make(map[string]any, len(set))
-		for _, name := range sortedKeys(set) {
+		for _, name := range slices.Sorted(maps.Keys(set)) {
 			v, err := convert(kinds[name], set[name])
 			if err != nil {
 				return fmt.Errorf("attribute %s: %w", name, err)
@@ -294,13 +295,4 @@ func render(v any) string {
 		b, _ := json.Marshal(v)
 		return string(b)
 	}
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -168,7 +168,7 @@ func (s *system) stage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var errs []message
-	for _, name := range sortedNames(body) {
+	for _, name := range slices.Sorted(maps.Keys(body)) {
 		switch name {
 		case "Attributes", "@Redfish.SettingsApplyTime":
 		default:
@@ -188,7 +188,7 @@ func (s *system) stage(w http.ResponseWriter, r *http.Request) {
 			"Ensure that the property is in the request body and has a valid value.", "Attributes"))
 	}
 	staged := map[string]any{}
-	for _, name := range sortedNames(attrs) {
+	for _, name := range slices.Sorted(maps.Keys(attrs)) {
 		def, known := s.registry[name]
 		if !known {
 			errs = append(errs, propertyUnknown(name))

@@ -175,7 +175,7 @@ func (s *system) patch(w http.ResponseWriter, r *http.Request) {
 	}
 	current := s.resource(r.Context())
 	var errs []message
-	for _, name := range sortedNames(body) {
+	for _, name := range slices.Sorted(maps.Keys(body)) {
 		if name == "Boot" {
 			continue
 		}
@@ -190,7 +190,7 @@ func (s *system) patch(w http.ResponseWriter, r *http.Request) {
 		errs = append(errs, typeError(body["Boot"], "Boot"))
 	}
 	update := map[string]string{}
-	for _, name := range sortedNames(boot) {
+	for _, name := range slices.Sorted(maps.Keys(boot)) {
 		allowed := map[string][]string{
 			"BootSourceOverrideTarget":  bootTargets,
 			"BootSourceOverrideEnabled": bootEnabled,
@@ -237,7 +237,7 @@ func (b *BMC) reset(w http.ResponseWriter, r *http.Request, s *system) {
 	if !ok {
 		return
 	}
-	for _, name := range sortedNames(body) {
+	for _, name := range slices.Sorted(maps.Keys(body)) {
 		if name != "ResetType" {
 			writeError(w, http.StatusBadRequest, msg("ActionParameterUnknown",
 				fmt.Sprintf("The action %s was submitted with the invalid parameter %s.", action, name),
@@ -390,15 +390,6 @@ func (b *BMC) serveChassis(w http.ResponseWriter, r *http.Request, seg []string)
 			"ManagedBy":       links("/redfish/v1/Managers/BMC"),
 		},
 	})
-}
-
-func sortedNames[V any](m map[string]V) []string {
-	names := make([]string, 0, len(m))
-	for k := range m {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	return names
 }
 
 func sortStrings(s []string) []string {

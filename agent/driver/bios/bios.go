@@ -10,7 +10,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sort"
+	"maps"
+	"slices"
 
 	"underlay.dev/pkg/redfish"
 )
@@ -100,7 +101,7 @@ func (d *redfishDriver) Apply(ctx context.Context, want map[string]string, out i
 
 	changed := map[string]Change{}
 	stage := map[string]string{}
-	for _, name := range sortedKeys(canon) {
+	for _, name := range slices.Sorted(maps.Keys(canon)) {
 		to := canon[name]
 		from := cur.Current[name]
 		pending, isPending := cur.Pending[name]
@@ -148,13 +149,4 @@ func (d *redfishDriver) Reboot(ctx context.Context) error {
 	}
 	d.log.Info("machine reset through the bmc to apply bios settings", "bmc", c.Address())
 	return nil
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -125,7 +126,7 @@ applied together; a machine's changed params take effect in its next plan.`,
 					return err
 				}
 				return p.print(r, func(w io.Writer) {
-					fmt.Fprintf(w, "Set %s on %s.\n", strings.Join(sortedKeys(set), ", "), target.String())
+					fmt.Fprintf(w, "Set %s on %s.\n", strings.Join(slices.Sorted(maps.Keys(set)), ", "), target.String())
 				})
 			})
 		},
@@ -231,15 +232,6 @@ func checkParamKey(arg, k string) error {
 		return fmt.Errorf("%w %q: keys may not contain whitespace or '='", errBadParam, arg)
 	}
 	return nil
-}
-
-func sortedKeys(m map[string]*underlayv1.ParamValue) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func (a *app) newMachineProfileCmd() *cobra.Command {

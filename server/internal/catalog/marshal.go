@@ -3,6 +3,8 @@ package catalog
 import (
 	"bytes"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -202,7 +204,7 @@ func addParams(m *yaml.Node, params map[string]*underlayv1.ParamValue) {
 		return
 	}
 	pm := mapNode()
-	for _, k := range sortedKeys(params) {
+	for _, k := range slices.Sorted(maps.Keys(params)) {
 		v := params[k]
 		if v.GetSecret() {
 			e := flowMap()
@@ -320,7 +322,7 @@ func addStrMap(m *yaml.Node, key string, sm map[string]string) {
 		return
 	}
 	n := mapNode()
-	for _, k := range sortedKeys(sm) {
+	for _, k := range slices.Sorted(maps.Keys(sm)) {
 		add(n, k, textNode(sm[k]))
 	}
 	if compact(n) < 0 {

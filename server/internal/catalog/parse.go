@@ -485,13 +485,3 @@ func orUnknown(s string) string {
 	}
 	return s
 }
-
-// sortedKeys are the keys of m, sorted.
-func sortedKeys[V any](m map[string]V) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"text/template"
@@ -214,7 +216,7 @@ func TemplateRefs(text string) (params, facts []string, err error) {
 			return nil, nil, fmt.Errorf("%s: .%s is not template data (there are .params and .machine): %w", r.loc, r.name, ErrInvalid)
 		}
 	}
-	return sortedKeys(ps), sortedKeys(fs), nil
+	return slices.Sorted(maps.Keys(ps)), slices.Sorted(maps.Keys(fs)), nil
 }
 
 type refKind int

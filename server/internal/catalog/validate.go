@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -181,14 +183,14 @@ func (c *checker) action(a *underlayv1.Action, inputs []string, report reporter)
 	spec, ok := actions[a.GetName()]
 	if !ok {
 		if a.GetName() == "" {
-			report("action: missing name %s", suggest("", sortedKeys(actions), "actions"))
+			report("action: missing name %s", suggest("", slices.Sorted(maps.Keys(actions)), "actions"))
 		} else {
-			report("unknown action %q %s", a.GetName(), suggest(a.GetName(), sortedKeys(actions), "actions"))
+			report("unknown action %q %s", a.GetName(), suggest(a.GetName(), slices.Sorted(maps.Keys(actions)), "actions"))
 		}
 		return
 	}
 	args := a.GetArgs()
-	for _, k := range sortedKeys(args) {
+	for _, k := range slices.Sorted(maps.Keys(args)) {
 		if !contains(spec.args, k) {
 			switch {
 			case spec.hardware != "":
@@ -409,7 +411,7 @@ func (c *checker) rule(r *underlayv1.Rule, report reporter) {
 			report("role %q does not exist %s", rn, c.v.candidates("role", "roles", rn))
 		}
 	}
-	for _, k := range sortedKeys(r.GetLabels()) {
+	for _, k := range slices.Sorted(maps.Keys(r.GetLabels())) {
 		if k == "" || strings.ContainsAny(k, "= \t\n") {
 			report("labels: key %q: want a non-empty key without spaces or =", k)
 		}
@@ -420,7 +422,7 @@ func (c *checker) rule(r *underlayv1.Rule, report reporter) {
 }
 
 func (c *checker) params(params map[string]*underlayv1.ParamValue, report reporter) {
-	for _, k := range sortedKeys(params) {
+	for _, k := range slices.Sorted(maps.Keys(params)) {
 		if msg := checkIdent("param", k); msg != "" {
 			report("params: %s", msg)
 			continue
@@ -475,7 +477,7 @@ func (c *checker) cycles(defs []*underlayv1.Definition) {
 		stack = stack[:len(stack)-1]
 		state[name] = 2
 	}
-	names := sortedKeys(order)
+	names := slices.Sorted(maps.Keys(order))
 	sort.SliceStable(names, func(i, j int) bool { return order[names[i]] < order[names[j]] })
 	for _, n := range names {
 		if state[n] == 0 {

@@ -2,6 +2,8 @@ package catalog
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	underlayv1 "underlay.dev/proto/underlay/v1"
@@ -109,7 +111,7 @@ func (v *view) names(kind string) []string {
 			set[n] = true
 		}
 	}
-	return sortedKeys(set)
+	return slices.Sorted(maps.Keys(set))
 }
 
 // candidates names the existing definitions of a kind for a "does not
@@ -138,7 +140,7 @@ func (v *view) outputs(r *underlayv1.Role) []string {
 			}
 		}
 	}
-	return sortedKeys(set)
+	return slices.Sorted(maps.Keys(set))
 }
 
 // provided are the params a role's tasks get before any task runs, without

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"underlay.dev/pkg/netconf"
@@ -31,7 +33,7 @@ func (f *FSM) hardware(tx *store.Tx) plan.Hardware {
 				return "", nil, err
 			}
 			var lines []string
-			for _, k := range sortedNames(settings) {
+			for _, k := range slices.Sorted(maps.Keys(settings)) {
 				lines = append(lines, fmt.Sprintf("set %s = %s (through the BMC, then reset)", k, settings[k]))
 			}
 			return string(b), lines, nil

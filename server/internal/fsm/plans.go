@@ -3,6 +3,7 @@ package fsm
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -597,7 +598,7 @@ func (f *FSM) classify(tx *store.Tx, c *underlayv1.ClassifyMachine) (string, err
 	if m.Labels == nil && len(c.GetLabels()) > 0 {
 		m.Labels = map[string]string{}
 	}
-	for _, k := range sortedNames(c.GetLabels()) {
+	for _, k := range slices.Sorted(maps.Keys(c.GetLabels())) {
 		m.Labels[k] = c.GetLabels()[k]
 	}
 	for _, p := range c.GetProfiles() {

@@ -2,8 +2,8 @@ package fsm
 
 import (
 	"fmt"
+	"maps"
 	"slices"
-	"sort"
 	"strings"
 
 	underlayv1 "underlay.dev/proto/underlay/v1"
@@ -113,7 +113,7 @@ func sourcePrefix(d *underlayv1.Definition) string {
 func keepSecrets(d, old *underlayv1.Definition) error {
 	params := catalog.Params(d)
 	oldParams := catalog.Params(old)
-	for _, name := range sortedNames(params) {
+	for _, name := range slices.Sorted(maps.Keys(params)) {
 		if err := checkSecret(name, params[name], oldParams[name]); err != nil {
 			return err
 		}
@@ -135,15 +135,6 @@ func checkSecret(name string, pv, old *underlayv1.ParamValue) error {
 		pv.Sealed = old.GetSealed()
 	}
 	return nil
-}
-
-func sortedNames[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // deleteDefinition removes a definition nothing refers to.
@@ -267,7 +258,7 @@ func setParams(tx *store.Tx, c *underlayv1.SetParams) (string, error) {
 }
 
 func changeParams(dst map[string]*underlayv1.ParamValue, c *underlayv1.SetParams) error {
-	for _, k := range sortedNames(c.GetSet()) {
+	for _, k := range slices.Sorted(maps.Keys(c.GetSet())) {
 		pv := clone(c.GetSet()[k])
 		if err := checkSecret(k, pv, dst[k]); err != nil {
 			return err
@@ -282,7 +273,7 @@ func changeParams(dst map[string]*underlayv1.ParamValue, c *underlayv1.SetParams
 
 func paramChanges(c *underlayv1.SetParams) string {
 	var parts []string
-	for _, k := range sortedNames(c.GetSet()) {
+	for _, k := range slices.Sorted(maps.Keys(c.GetSet())) {
 		if c.GetSet()[k].GetSecret() {
 			parts = append(parts, k+"=<secret>")
 		} else {

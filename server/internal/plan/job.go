@@ -2,7 +2,9 @@ package plan
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 
@@ -109,7 +111,7 @@ func Job(st State, open Opener, m *underlayv1.Machine, inv *underlayv1.Inventory
 			}
 		}
 		run.Args = map[string]string{}
-		for _, k := range sortedKeys(t.GetAction().GetArgs()) {
+		for _, k := range slices.Sorted(maps.Keys(t.GetAction().GetArgs())) {
 			v, err := catalog.Render(t.GetName()+"."+k, t.GetAction().GetArgs()[k], params, facts)
 			if err != nil {
 				return nil, fmt.Sprintf("task %s: arg %s does not render: %v", t.GetName(), k, err)

@@ -2,7 +2,8 @@ package plan
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -49,7 +50,7 @@ func Params(st State, m *underlayv1.Machine, p *underlayv1.Plan, t *underlayv1.T
 		out[name] = v
 	}
 	fromParams := func(source string, params map[string]*underlayv1.ParamValue) {
-		for _, name := range sortedKeys(params) {
+		for _, name := range slices.Sorted(maps.Keys(params)) {
 			pv := params[name]
 			set(name, source, &Value{Value: pv.GetValue(), Sealed: pv.GetSealed(), Purpose: ParamPurpose(name), Secret: pv.GetSecret()})
 		}
@@ -178,21 +179,12 @@ func CheckType(spec *underlayv1.ParamSpec, value string) error {
 	return nil
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
 // Show returns the resolved params of a machine for display: secrets have
 // no value.
 func Show(st State, m *underlayv1.Machine, p *underlayv1.Plan) []*underlayv1.ResolvedParam {
 	vals, _ := Params(st, m, p, nil)
 	var out []*underlayv1.ResolvedParam
-	for _, name := range sortedKeys(vals) {
+	for _, name := range slices.Sorted(maps.Keys(vals)) {
 		v := vals[name]
 		rp := &underlayv1.ResolvedParam{Name: name, Secret: v.Secret, Source: v.Source, Overrides: v.Overrides}
 		if !v.Secret {
