@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"underlay.dev/pkg/hwfacts"
 
 	underlayv1 "underlay.dev/proto/underlay/v1"
 )
@@ -325,10 +326,8 @@ func refNames(name string, d *underlayv1.BlockDevice) bool {
 // unusable says why software RAID must never take d, or "".
 func unusable(d *underlayv1.BlockDevice, used map[string]int) string {
 	name := d.GetName()
-	for _, p := range []string{"md", "dm-", "loop", "ram", "zram", "sr", "fd", "nbd"} {
-		if strings.HasPrefix(name, p) {
-			return "is not a physical disk"
-		}
+	if hwfacts.NotDisk(name) {
+		return "is not a physical disk"
 	}
 	switch {
 	case d.GetDriveType() == "odd" || d.GetDriveType() == "fdd":

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"slices"
 	"strings"
+	"underlay.dev/pkg/hwfacts"
 
 	"google.golang.org/protobuf/proto"
 
@@ -99,24 +100,6 @@ func validSerial(s string) bool {
 	return len(s) < 2 || strings.Trim(s, s[:1]) != ""
 }
 
-// virtualKinds are link kinds that never belong to one physical machine.
-var virtualKinds = map[string]bool{
-	"bond": true, "bridge": true, "vlan": true, "veth": true, "tun": true,
-	"tap": true, "tuntap": true, "macvlan": true, "macvtap": true,
-	"ipvlan": true, "vxlan": true, "dummy": true, "ifb": true,
-	"wireguard": true, "geneve": true, "gre": true, "ipip": true, "sit": true,
-	"team": true, "loopback": true,
-}
-
-// physicalNIC reports whether n is a physical NIC whose MAC may identify the
-// machine.
-func physicalNIC(n *underlayv1.NIC) bool {
-	if n == nil || n.GetVirtual() || n.GetName() == "lo" {
-		return false
-	}
-	return !virtualKinds[n.GetKind()]
-}
-
 // normalMAC lowercases a MAC and rejects empty and all-zero ones.
 func normalMAC(mac string) string {
 	mac = strings.ToLower(strings.TrimSpace(mac))
@@ -141,7 +124,7 @@ func Identity(inv *underlayv1.Inventory) *underlayv1.MachineIdentity {
 		}
 	}
 	for _, n := range inv.GetNics() {
-		if !physicalNIC(n) {
+		if !hwfacts.PhysicalNIC(n) {
 			continue
 		}
 		mac := normalMAC(n.GetPermanentMac())

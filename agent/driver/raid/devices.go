@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"underlay.dev/pkg/hwfacts"
 
 	"underlay.dev/pkg/raidconf"
 )
@@ -32,9 +33,6 @@ type liveDisk struct {
 	name, serial, wwn, byPath string
 	size                      uint64
 }
-
-// notDisks are block devices that are never RAID members.
-var notDisks = []string{"md", "dm-", "loop", "ram", "zram", "sr", "fd", "nbd"}
 
 func (d *Devices) disks() ([]liveDisk, error) {
 	dir := filepath.Join(d.root, "sys", "block")
@@ -66,11 +64,7 @@ func (d *Devices) disks() ([]liveDisk, error) {
 	var out []liveDisk
 	for _, e := range entries {
 		name := e.Name()
-		skip := false
-		for _, p := range notDisks {
-			skip = skip || strings.HasPrefix(name, p)
-		}
-		if skip {
+		if hwfacts.NotDisk(name) {
 			continue
 		}
 		ld := liveDisk{

@@ -8,12 +8,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"underlay.dev/pkg/hwfacts"
 
 	"golang.org/x/sys/unix"
 )
-
-// excludedPrefixes are block devices that are not disks to wipe.
-var excludedPrefixes = []string{"loop", "ram", "zram", "sr", "fd", "md", "dm-", "nbd"}
 
 // sectorSize is the unit of sysfs start and size files, whatever the
 // device's logical block size.
@@ -95,7 +93,7 @@ func (s sysfs) whole() ([]string, error) {
 	}
 	var names []string
 	for _, e := range ents {
-		if !slices.ContainsFunc(excludedPrefixes, func(p string) bool { return strings.HasPrefix(e.Name(), p) }) {
+		if !hwfacts.NotDisk(e.Name()) {
 			names = append(names, e.Name())
 		}
 	}

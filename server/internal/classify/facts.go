@@ -4,6 +4,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"underlay.dev/pkg/hwfacts"
 
 	underlayv1 "underlay.dev/proto/underlay/v1"
 )
@@ -159,26 +160,6 @@ func (f Facts) Label(key string) string { return f.labels[key] }
 
 const gib = 1 << 30
 
-// virtualLinkKinds are link kinds that are never a physical NIC.
-var virtualLinkKinds = map[string]bool{
-	"bond": true, "bridge": true, "vlan": true, "veth": true, "tun": true,
-	"tap": true, "tuntap": true, "macvlan": true, "macvtap": true,
-	"ipvlan": true, "vxlan": true, "dummy": true, "ifb": true,
-	"wireguard": true, "geneve": true, "gre": true, "ipip": true, "sit": true,
-	"team": true, "loopback": true,
-}
-
-// physicalNIC reports whether n is a physical NIC: it has a device (not
-// virtual), is not loopback and is not a software link kind.
-func physicalNIC(n *underlayv1.NIC) bool {
-	return n != nil && !n.GetVirtual() && n.GetName() != "lo" && !virtualLinkKinds[n.GetKind()]
-}
-
-// notDiskPrefixes are block devices that are not disks of their own:
-// software RAID and device-mapper volumes, RAM and loop devices, optical
-// drives.
-var notDiskPrefixes = []string{"md", "dm-", "loop", "ram", "zram", "nbd", "sr"}
-
 // countedDisk reports whether d counts as one of the machine's disks: not
 // removable, a size above zero, not optical or floppy, and not a virtual
 // block device.
@@ -193,12 +174,7 @@ func countedDisk(d *underlayv1.BlockDevice) bool {
 	if d.GetController() == "loop" {
 		return false
 	}
-	for _, p := range notDiskPrefixes {
-		if strings.HasPrefix(d.GetName(), p) {
-			return false
-		}
-	}
-	return true
+	return !hwfacts.NotDisk(d.GetName())
 }
 
 // normalMAC lowercases a MAC, uses colons and drops empty and all-zero
@@ -286,7 +262,7 @@ func FactsOf(m *underlayv1.Machine, inv *underlayv1.Inventory) Facts {
 	var nics int
 	var macs, drivers []string
 	for _, n := range inv.GetNics() {
-		if !physicalNIC(n) {
+		if !hwfacts.PhysicalNIC(n) {
 			continue
 		}
 		nics++
