@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"underlay.dev/agent/internal/errlist"
 )
 
 // outputLine is one name=value line of an outputs file.
@@ -49,7 +50,7 @@ func scriptOutputs(declared []Output, lines []outputLine) ([]Param, error) {
 		values[l.name] = l.value
 	}
 	if len(errs) > 0 {
-		return nil, joinErrs(errs)
+		return nil, errlist.Join(errs)
 	}
 	return collect(declared, values)
 }
@@ -68,30 +69,10 @@ func collect(declared []Output, values map[string]string) ([]Param, error) {
 		out = append(out, Param{Name: o.Name, Value: v, Secret: o.Secret})
 	}
 	if len(errs) > 0 {
-		return nil, joinErrs(errs)
+		return nil, errlist.Join(errs)
 	}
 	return out, nil
 }
-
-// joinErrs joins errors with "; " so that one error reads as itself.
-func joinErrs(errs []error) error {
-	if len(errs) == 1 {
-		return errs[0]
-	}
-	return multiError(errs)
-}
-
-type multiError []error
-
-func (m multiError) Error() string {
-	msgs := make([]string, len(m))
-	for i, e := range m {
-		msgs[i] = e.Error()
-	}
-	return strings.Join(msgs, "; ")
-}
-
-func (m multiError) Unwrap() []error { return m }
 
 // failure is an error whose text is the whole human reason (it becomes
 // Result.Err) and which matches its sentinel with errors.Is.

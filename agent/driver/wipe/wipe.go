@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"underlay.dev/agent/internal/errlist"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -204,7 +205,7 @@ func Wipe(ctx context.Context, cfg Config, log io.Writer) ([]DiskReport, error) 
 		reports[i].Wiped = true
 		cfg.Logger.Info("disk wiped", "device", d.path, "regions", len(zeroed))
 	}
-	return reports, joinErrs(errs)
+	return reports, errlist.Join(errs)
 }
 
 // region is a byte range to zero.
@@ -314,27 +315,3 @@ func deviceSize(f *os.File) (uint64, error) {
 func rereadPartitions(f *os.File) error {
 	return unix.IoctlSetInt(int(f.Fd()), unix.BLKRRPART, 0)
 }
-
-// joinErrs joins errors with "; " (errors.Join uses newlines, which read
-// badly in a one-line job error).
-func joinErrs(errs []error) error {
-	switch len(errs) {
-	case 0:
-		return nil
-	case 1:
-		return errs[0]
-	}
-	return multiError(errs)
-}
-
-type multiError []error
-
-func (m multiError) Error() string {
-	msgs := make([]string, len(m))
-	for i, e := range m {
-		msgs[i] = e.Error()
-	}
-	return strings.Join(msgs, "; ")
-}
-
-func (m multiError) Unwrap() []error { return m }
