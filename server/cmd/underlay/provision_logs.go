@@ -3,13 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"underlay.dev/pkg/client"
 	underlayv1 "underlay.dev/proto/underlay/v1"
@@ -45,47 +42,35 @@ JSON encodes bytes).`,
 			case job == "":
 				return usagef("say whose logs to print: a MACHINE or --job JOB")
 			}
-			p, err := a.printer()
-			if err != nil {
-				return err
-			}
-			c, err := a.dial()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx := cmd.Context()
+			run := a.session
 			if !follow {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, a.timeout)
-				defer cancel()
+				run = a.call
 			}
-			stream, err := c.Provision.Logs(ctx, req)
-			if err != nil {
-				return err
-			}
-			lw := &logWriter{w: p.w, prefix: prefix, names: a.jobNames(c, req.GetMachineId())}
-			for {
-				ch, err := stream.Recv()
-				switch {
-				case errors.Is(err, io.EOF):
-					return lw.end()
-				case err != nil && follow && cmd.Context().Err() != nil && status.Code(err) == codes.Canceled:
-					return lw.end() // Ctrl-C
-				case err != nil:
-					_ = lw.end()
+			return run(cmd, func(ctx context.Context, c *client.Client, p *printer) error {
+				stream, err := c.Provision.Logs(ctx, req)
+				if err != nil {
 					return err
 				}
-				if p.format != formatTable {
-					if err := p.line(ch, ""); err != nil {
+				lw := &logWriter{w: p.w, prefix: prefix, names: a.jobNames(c, req.GetMachineId())}
+				for {
+					ch, err := stream.Recv()
+					if done, err := streamEnd(cmd.Context(), err); done {
+						if endErr := lw.end(); err == nil {
+							err = endErr
+						}
+						return err
+					}
+					if p.format != formatTable {
+						if err := p.line(ch, ""); err != nil {
+							return fmt.Errorf("write log: %w", err)
+						}
+						continue
+					}
+					if err := lw.write(ctx, ch); err != nil {
 						return fmt.Errorf("write log: %w", err)
 					}
-					continue
 				}
-				if err := lw.write(ctx, ch); err != nil {
-					return fmt.Errorf("write log: %w", err)
-				}
-			}
+			})
 		},
 	}
 	f := cmd.Flags()

@@ -180,36 +180,28 @@ func (a *app) startPlan(cmd *cobra.Command, wait bool, start func(context.Contex
 			return p.print(pl, func(w io.Writer) { p.planView(w, pl) })
 		})
 	}
-	p, err := a.printer()
-	if err != nil {
-		return err
-	}
-	c, err := a.dial()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	ctx := cmd.Context()
-	if a.flagChanged("timeout") {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, a.timeout)
-		defer cancel()
-	}
-	rctx, cancel := context.WithTimeout(ctx, a.timeout)
-	pl, err := start(rctx, c)
-	cancel()
-	if err != nil {
-		return err
-	}
-	if p.format == formatTable {
-		if err := p.print(pl, func(w io.Writer) { p.planView(w, pl) }); err != nil {
+	return a.session(cmd, func(ctx context.Context, c *client.Client, p *printer) error {
+		if a.flagChanged("timeout") {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, a.timeout)
+			defer cancel()
+		}
+		rctx, cancel := context.WithTimeout(ctx, a.timeout)
+		pl, err := start(rctx, c)
+		cancel()
+		if err != nil {
 			return err
 		}
-		fmt.Fprintln(p.w)
-	} else if err := p.line(pl, ""); err != nil {
-		return err
-	}
-	return a.followPlan(ctx, c, p, pl)
+		if p.format == formatTable {
+			if err := p.print(pl, func(w io.Writer) { p.planView(w, pl) }); err != nil {
+				return err
+			}
+			fmt.Fprintln(p.w)
+		} else if err := p.line(pl, ""); err != nil {
+			return err
+		}
+		return a.followPlan(ctx, c, p, pl)
+	})
 }
 
 // followPlan polls the plan of first's machine until it ends, printing

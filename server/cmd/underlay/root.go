@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"underlay.dev/pkg/client"
 	underlayv1 "underlay.dev/proto/underlay/v1"
@@ -239,6 +241,17 @@ func (a *app) dial() (*client.Client, error) {
 
 // call runs fn with a connected client and a context bounded by --timeout.
 func (a *app) call(cmd *cobra.Command, fn func(ctx context.Context, c *client.Client, p *printer) error) error {
+	return a.session(cmd, func(ctx context.Context, c *client.Client, p *printer) error {
+		ctx, cancel := context.WithTimeout(ctx, a.timeout)
+		defer cancel()
+		return fn(ctx, c, p)
+	})
+}
+
+// session runs fn with a connected client and the command's own context,
+// which --timeout does not bound: for commands that follow a stream or a
+// plan until it ends or Ctrl-C.
+func (a *app) session(cmd *cobra.Command, fn func(ctx context.Context, c *client.Client, p *printer) error) error {
 	p, err := a.printer()
 	if err != nil {
 		return err
@@ -248,9 +261,20 @@ func (a *app) call(cmd *cobra.Command, fn func(ctx context.Context, c *client.Cl
 		return err
 	}
 	defer c.Close()
-	ctx, cancel := context.WithTimeout(cmd.Context(), a.timeout)
-	defer cancel()
-	return fn(ctx, c, p)
+	return fn(cmd.Context(), c, p)
+}
+
+// streamEnd says whether a stream's Recv error ends a follow loop, and with
+// what: io.EOF and the cancel that Ctrl-C causes end it cleanly, any other
+// error ends it with that error, nil does not end it.
+func streamEnd(ctx context.Context, err error) (bool, error) {
+	switch {
+	case err == nil:
+		return false, nil
+	case errors.Is(err, io.EOF), ctx.Err() != nil && status.Code(err) == codes.Canceled:
+		return true, nil
+	}
+	return true, err
 }
 
 // flagEnum validates a flag value against names and returns a usage error

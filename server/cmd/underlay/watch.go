@@ -1,14 +1,12 @@
 package main
 
 import (
-	"errors"
+	"context"
 	"fmt"
-	"io"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
+	"underlay.dev/pkg/client"
 	"underlay.dev/pkg/version"
 	underlayv1 "underlay.dev/proto/underlay/v1"
 )
@@ -26,34 +24,21 @@ JSON object on its own line (handy for jq); --timeout does not apply.`,
   underlay watch -o json | jq -r .kind`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := a.printer()
-			if err != nil {
-				return err
-			}
-			c, err := a.dial()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx := cmd.Context()
-			stream, err := c.Machines.Watch(ctx, &underlayv1.WatchRequest{MachineId: machineID})
-			if err != nil {
-				return err
-			}
-			for {
-				e, err := stream.Recv()
-				switch {
-				case errors.Is(err, io.EOF):
-					return nil
-				case err != nil && ctx.Err() != nil && status.Code(err) == codes.Canceled:
-					return nil // Ctrl-C
-				case err != nil:
+			return a.session(cmd, func(ctx context.Context, c *client.Client, p *printer) error {
+				stream, err := c.Machines.Watch(ctx, &underlayv1.WatchRequest{MachineId: machineID})
+				if err != nil {
 					return err
 				}
-				if err := p.line(e, eventLine(e)); err != nil {
-					return fmt.Errorf("write event: %w", err)
+				for {
+					e, err := stream.Recv()
+					if done, err := streamEnd(ctx, err); done {
+						return err
+					}
+					if err := p.line(e, eventLine(e)); err != nil {
+						return fmt.Errorf("write event: %w", err)
+					}
 				}
-			}
+			})
 		},
 	}
 	cmd.Flags().StringVar(&machineID, "machine", "", "only events of this machine ID")
