@@ -97,13 +97,13 @@ func Prepare(ctx context.Context, o Options) (*Result, error) {
 	start := time.Now()
 	res := &Result{}
 
-	mounted, err := mountPseudo(log)
+	mounted, err := MountPseudo(log)
 	if err != nil {
 		return res, err
 	}
 	res.Mounted = mounted
 
-	rep, err := loadModules(log, o)
+	rep, err := LoadModules(log, o)
 	if err != nil {
 		// A missing or unreadable list is worth a line, not a stop: built
 		// in drivers may still give us a network.

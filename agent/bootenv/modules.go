@@ -158,9 +158,11 @@ func loadOrder(reqs []ModuleRequest, deps map[string]depEntry, builtin map[strin
 	return order, missing
 }
 
-// loadModules loads the modules of o.ModulesFile from the running
-// kernel's module directory, tolerating modules that fail.
-func loadModules(log *slog.Logger, o Options) (ModuleReport, error) {
+// LoadModules loads the modules of o.ModulesFile, with their dependencies
+// from modules.dep, from o.ModulesRoot/<o.Release> (the running kernel's
+// release when empty), tolerating modules that fail: they are in the
+// report, not the error. Prepare calls it; so does the VM test guest.
+func LoadModules(log *slog.Logger, o Options) (ModuleReport, error) {
 	rep := ModuleReport{Failed: map[string]string{}}
 	rel := o.Release
 	if rel == "" {

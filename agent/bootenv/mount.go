@@ -62,9 +62,10 @@ func unescapeMount(s string) string {
 
 func isOctal(c byte) bool { return c >= '0' && c <= '7' }
 
-// mountPseudo mounts whatever of pseudoFSes is not mounted yet and returns
-// what it mounted.
-func mountPseudo(log *slog.Logger) ([]string, error) {
+// MountPseudo mounts whatever of /proc, /sys, /dev and /run is not mounted
+// yet and returns what it mounted. Prepare calls it; so do programs that run
+// as init without the rest of the boot environment (the VM test guest).
+func MountPseudo(log *slog.Logger) ([]string, error) {
 	var done []string
 	for _, fs := range pseudoFSes {
 		mounts, err := readWith("/proc/self/mounts", parseMounts)

@@ -16,15 +16,16 @@
 package guest
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"underlay.dev/agent/bootenv"
 )
 
 // Paths in the discovery image.
@@ -61,6 +62,9 @@ func InVM() bool {
 // loads the kernel modules of /etc/underlay/modules (with their
 // dependencies from modules.dep), runs m.Run, prints "VMTEST-RESULT
 // exit=<code>", syncs and powers the VM off. It does not return.
+// quiet drops bootenv's logs: Main prints its own summary lines.
+var quiet = slog.New(slog.DiscardHandler)
+
 func Main(m *testing.M) {
 	if !InVM() {
 		os.Exit(m.Run())
@@ -74,11 +78,11 @@ func Main(m *testing.M) {
 		}
 		finish(code)
 	}()
-	if err := mountPseudo(); err != nil {
+	if _, err := bootenv.MountPseudo(quiet); err != nil {
 		fmt.Printf("vmtest guest: %v\n", err)
 	}
 	fmt.Printf("vmtest guest: uinit started at uptime %s\n", uptime())
-	rep, err := LoadModules(modulesFile, modulesRoot, "")
+	rep, err := bootenv.LoadModules(quiet, bootenv.Options{ModulesFile: modulesFile, ModulesRoot: modulesRoot})
 	if err != nil {
 		fmt.Printf("vmtest guest: modules: %v\n", err)
 	}
@@ -111,47 +115,4 @@ func uptime() string {
 		return f[0]
 	}
 	return "?"
-}
-
-// pseudoFS is one file system the tests need.
-type pseudoFS struct {
-	source, target, fstype string
-	flags                  uintptr
-}
-
-var pseudoFSes = []pseudoFS{
-	{"proc", "/proc", "proc", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC},
-	{"sysfs", "/sys", "sysfs", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC},
-	{"devtmpfs", "/dev", "devtmpfs", unix.MS_NOSUID},
-	{"tmpfs", "/run", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV},
-}
-
-// mountPseudo mounts what of pseudoFSes is not mounted yet.
-func mountPseudo() error {
-	var errs []error
-	for _, fs := range pseudoFSes {
-		b, _ := os.ReadFile("/proc/self/mounts")
-		if mounted(b, fs.target) {
-			continue
-		}
-		if err := os.MkdirAll(fs.target, 0o755); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if err := unix.Mount(fs.source, fs.target, fs.fstype, fs.flags, ""); err != nil {
-			errs = append(errs, fmt.Errorf("mount %s on %s: %w", fs.fstype, fs.target, err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// mounted reports whether /proc/self/mounts content lists target.
-func mounted(mounts []byte, target string) bool {
-	for _, line := range bytes.Split(mounts, []byte("\n")) {
-		f := strings.Fields(string(line))
-		if len(f) >= 2 && f[1] == target {
-			return true
-		}
-	}
-	return false
 }
