@@ -14,7 +14,7 @@ import (
 // session, and checks that the agent moves to a live node by itself and the
 // machine stays one machine, online.
 func TestAgentFailsOverWhenNodeKilled(t *testing.T) {
-	server, _ := buildBinaries(t)
+	server, _ := harness.Binaries(t)
 	pc := harness.StartProcs(t, server, 3, harness.ProcOptions{})
 	cl := pc.Client()
 	hw := harness.NewSimMachine(t, "failover")

@@ -156,11 +156,6 @@ func enrollDirect(tb testing.TB, c *harness.Cluster, token string, hw *harness.S
 	return err
 }
 
-func buildBinaries(tb testing.TB) (server, agentBin string) {
-	tb.Helper()
-	return harness.Binaries(tb)
-}
-
 func TestMain(m *testing.M) {
 	code := m.Run()
 	harness.RemoveBinaries()

@@ -27,7 +27,7 @@ func TestCloudVMAgentInNetns(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create a network namespace and a veth pair")
 	}
-	server, agentBin := buildBinaries(t)
+	server, agentBin := harness.Binaries(t)
 	l := harness.NewLink(t)
 	pc := harness.StartProcs(t, server, 3, harness.ProcOptions{APIHost: l.HostIP})
 	cl := pc.Client()

@@ -25,7 +25,7 @@ func TestTwoRoleExample(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for the control plane's network namespace")
 	}
-	server, agentBin := buildBinaries(t)
+	server, agentBin := harness.Binaries(t)
 	l := harness.NewLink(t)
 	pc := harness.StartProcs(t, server, 3, harness.ProcOptions{APIHost: l.HostIP})
 	cl := pc.Client()

@@ -56,7 +56,7 @@ func ranSteps(tb testing.TB, dir, id string) []string {
 // process) while plans are in the middle of their steps: no finished step
 // runs again, no step is lost, and every plan completes.
 func TestLeaderFailoverMidPlan(t *testing.T) {
-	server, _ := buildBinaries(t)
+	server, _ := harness.Binaries(t)
 	pc := harness.StartProcs(t, server, 3, harness.ProcOptions{})
 	cl := pc.Client()
 	c := cluster{pc.Addrs(), pc.AdminDir}

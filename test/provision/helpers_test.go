@@ -45,7 +45,7 @@ type cluster struct {
 // output and exit code.
 func (c cluster) cli(tb testing.TB, args ...string) (string, int) {
 	tb.Helper()
-	server, _ := buildBinaries(tb)
+	server, _ := harness.Binaries(tb)
 	full := append([]string{"--server", strings.Join(c.addrs, ","), "--creds", c.adminDir, "--timeout", "30s"}, args...)
 	cmd := exec.Command(server, full...)
 	out, err := cmd.CombinedOutput()
@@ -195,11 +195,6 @@ func setParams(tb testing.TB, cl *client.Client, machineID string, kv map[string
 	if _, err := cl.Provision.SetParams(ctxT(tb), &underlayv1.SetParamsRequest{MachineId: machineID, Set: set}); err != nil {
 		tb.Fatalf("set params: %v", err)
 	}
-}
-
-func buildBinaries(tb testing.TB) (server, agentBin string) {
-	tb.Helper()
-	return harness.Binaries(tb)
 }
 
 func TestMain(m *testing.M) {

@@ -29,7 +29,7 @@ tasks: [ticker]
 `)
 	_, id := l.agent(t, "ticks", agent.Hardware{}, nil)
 	l.cl.mustCLI(t, "param", "set", "--machine", id, "--secret", "api_key=sup3r-s3cret-k3y")
-	server, _ := buildBinaries(t)
+	server, _ := harness.Binaries(t)
 	out := &harness.LogBuffer{}
 	cmd := exec.Command(server, "--server", strings.Join(l.cl.addrs, ","), "--creds", l.cl.adminDir, "logs", "-f", id)
 	cmd.Stdout, cmd.Stderr = out, out
