@@ -290,6 +290,35 @@ func inventory(i int) *underlayv1.Inventory {
 	return &underlayv1.Inventory{Hostname: fmt.Sprintf("sim-%05d", i), Os: "linux", Arch: "amd64", BootMode: "uefi"}
 }
 
+// EnrollAndRun enrolls every agent of the fleet, concurrency at a time,
+// with enrollCtx, and starts each agent's session (bound to runCtx and
+// counted in running) as soon as it has its certificate, as a booting fleet
+// would. failed is called, from several goroutines, with each enrollment's
+// error. It returns when every enrollment has ended.
+func (f *Fleet) EnrollAndRun(enrollCtx, runCtx context.Context, concurrency int, running *sync.WaitGroup, failed func(error)) {
+	work := make(chan *Agent)
+	var wg sync.WaitGroup
+	for range concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for a := range work {
+				if err := f.Enroll(enrollCtx, a); err != nil {
+					failed(err)
+					continue
+				}
+				running.Add(1)
+				go func() { defer running.Done(); f.Run(runCtx, a) }()
+			}
+		}()
+	}
+	for _, a := range f.Agents {
+		work <- a
+	}
+	close(work)
+	wg.Wait()
+}
+
 // enrollOnce fetches the CA from addr (checking the pin, as the real agent
 // does with NodeService.Info) and enrolls over the same connection.
 func (f *Fleet) enrollOnce(ctx context.Context, addr string, req *underlayv1.EnrollRequest) (*underlayv1.EnrollResponse, []byte, error) {

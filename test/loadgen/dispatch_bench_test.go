@@ -43,27 +43,7 @@ func TestDispatchAtScale(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var running sync.WaitGroup
 	t.Cleanup(func() { cancel(); running.Wait() })
-	work := make(chan *Agent)
-	var wg sync.WaitGroup
-	for range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for a := range work {
-				if err := f.Enroll(ctx, a); err != nil {
-					t.Errorf("enroll: %v", err)
-					continue
-				}
-				running.Add(1)
-				go func() { defer running.Done(); f.Run(ctx, a) }()
-			}
-		}()
-	}
-	for _, a := range f.Agents {
-		work <- a
-	}
-	close(work)
-	wg.Wait()
+	f.EnrollAndRun(ctx, ctx, 32, &running, func(err error) { t.Errorf("enroll: %v", err) })
 	harness.Eventually(t, 10*time.Minute, "all agents online", func() bool {
 		res, err := admin.Machines.List(ctx, &underlayv1.ListMachinesRequest{Online: "true"})
 		return err == nil && len(res.GetMachines()) == n

@@ -249,34 +249,16 @@ func runScale(t *testing.T, bin string, n int, opts options) Result {
 	t.Logf("enrolling %d agents, %d at a time (loadavg %s)", n, opts.concurrency, LoadAvg())
 	ectx, ecancel := context.WithTimeout(ctx, 20*time.Minute)
 	defer ecancel()
-	work := make(chan *Agent)
 	var mu sync.Mutex
 	var firstErr error
-	var wg sync.WaitGroup
 	start := time.Now()
 	sEnroll := srv.sample(t)
-	for range opts.concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for a := range work {
-				if err := f.Enroll(ectx, a); err != nil {
-					mu.Lock()
-					r.EnrollFailures++
-					firstErr = cmpErr(firstErr, err)
-					mu.Unlock()
-					continue
-				}
-				running.Add(1)
-				go func() { defer running.Done(); f.Run(ctx, a) }()
-			}
-		}()
-	}
-	for _, a := range f.Agents {
-		work <- a
-	}
-	close(work)
-	wg.Wait()
+	f.EnrollAndRun(ectx, ctx, opts.concurrency, &running, func(err error) {
+		mu.Lock()
+		r.EnrollFailures++
+		firstErr = cmpErr(firstErr, err)
+		mu.Unlock()
+	})
 	enrollTime := time.Since(start)
 	sEnrolled := srv.sample(t)
 	r.Enrolled = n - r.EnrollFailures
