@@ -143,7 +143,7 @@ func (o *Orchestrator) Pass(ctx context.Context, only map[string]bool) {
 		}
 		return
 	}
-	plans := o.cfg.Store.RunningPlans()
+	plans := view.RunningPlans()
 	waiting := 0
 	for _, p := range plans {
 		if o.plan(ctx, view, p, now) {
@@ -187,8 +187,8 @@ func (o *Orchestrator) plan(ctx context.Context, view *store.View, p *underlayv1
 			o.cfg.Metrics.JobsDispatched.Inc()
 		}
 	case underlayv1.StepState_STEP_STATE_RUNNING, underlayv1.StepState_STEP_STATE_DISPATCHED:
-		j, err := o.cfg.Store.Job(s.GetJobId())
-		if err != nil || j.GetStarted() == nil {
+		j, ok := view.Job(s.GetJobId())
+		if !ok || j.GetStarted() == nil {
 			return false
 		}
 		deadline := j.GetStarted().AsTime().Add(time.Duration(s.GetTimeoutSeconds())*time.Second + o.cfg.JobGrace)
@@ -227,7 +227,7 @@ func (o *Orchestrator) classify(ctx context.Context, view *store.View) {
 	for _, d := range defs {
 		rules = append(rules, d.GetRule())
 	}
-	for _, m := range o.cfg.Store.Machines() {
+	for _, m := range view.Machines() {
 		if m.GetRole() != "" || m.GetInventoryVersion() == 0 ||
 			(m.GetClassifiedVersion() == m.GetInventoryVersion() && m.GetClassifiedRules() == digest) {
 			continue

@@ -118,11 +118,6 @@ func (s *Store) Plan(machineID string) (*underlayv1.Plan, error) {
 	return p, nil
 }
 
-// RunningPlans returns the plans that are running, by machine ID.
-func (s *Store) RunningPlans() []*underlayv1.Plan {
-	return clones(getAll[*underlayv1.Plan](s.read(), tablePlans, "running", true))
-}
-
 // Job returns a job by ID.
 func (s *Store) Job(id string) (*underlayv1.Job, error) {
 	j, ok := getJob(s.read(), id)
@@ -164,6 +159,19 @@ func (v *View) PlansWithRole(role string) []*underlayv1.Plan { return plansWithR
 
 // RoleStatus returns the rollout state of a role.
 func (v *View) RoleStatus(role string) *underlayv1.RoleStatus { return roleStatus(v.txn, role) }
+
+// RunningPlans returns every running plan.
+func (v *View) RunningPlans() []*underlayv1.Plan {
+	return clones(getAll[*underlayv1.Plan](v.txn, tablePlans, "running", true))
+}
+
+// Job returns a job by ID.
+func (v *View) Job(id string) (*underlayv1.Job, bool) { return getJob(v.txn, id) }
+
+// Machines returns every machine, sorted by ID.
+func (v *View) Machines() []*underlayv1.Machine {
+	return clones(getAll[*underlayv1.Machine](v.txn, tableMachines, "id"))
+}
 
 // Machine returns a machine.
 func (v *View) Machine(id string) (*underlayv1.Machine, bool) {
