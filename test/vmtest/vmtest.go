@@ -202,7 +202,33 @@ wait:
 			pkg, ResultMarker, err, bytes.TrimSpace(qemuOut.Bytes()), tail(log, 60))
 	case code != 0:
 		tb.Errorf("vmtest: %s: in-VM tests failed (exit %d)", pkg, code)
+	default:
+		if why := ranNothing(out); why != "" {
+			tb.Errorf("vmtest: %s: %s (TestArgs %q)", pkg, why, cfg.TestArgs)
+		}
 	}
+}
+
+// ranNothing says why a passing in-VM run proves nothing, or "": no test
+// ran, or a test skipped (inside the VM nothing should need to).
+func ranNothing(out string) string {
+	var passed, skipped []string
+	for _, line := range strings.Split(out, "\n") {
+		line = strings.TrimSpace(line)
+		if name, ok := strings.CutPrefix(line, "--- PASS: "); ok {
+			passed = append(passed, strings.Fields(name)[0])
+		}
+		if name, ok := strings.CutPrefix(line, "--- SKIP: "); ok {
+			skipped = append(skipped, strings.Fields(name)[0])
+		}
+	}
+	switch {
+	case len(skipped) > 0:
+		return fmt.Sprintf("in-VM tests skipped: %s", strings.Join(skipped, ", "))
+	case len(passed) == 0:
+		return "no in-VM test ran"
+	}
+	return ""
 }
 
 // testArgs returns the test binary's arguments for cfg.

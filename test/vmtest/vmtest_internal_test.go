@@ -106,6 +106,20 @@ func TestParseConsole(t *testing.T) {
 	}
 }
 
+func TestRanNothing(t *testing.T) {
+	for out, want := range map[string]string{
+		"=== RUN   TestX\n--- PASS: TestX (0.00s)\nPASS":                                             "",
+		"=== RUN   TestX\n=== RUN   TestX/a\n    --- PASS: TestX/a (0.00s)\n--- PASS: TestX (0.01s)": "",
+		"testing: warning: no tests to run\nPASS":                                                    "no in-VM test ran",
+		"=== RUN   TestX\n--- SKIP: TestX (0.00s)\n    x_test.go:9: no md\nPASS":                     "in-VM tests skipped: TestX",
+		"--- PASS: TestA (0.00s)\n--- SKIP: TestB (0.00s)\nPASS":                                     "in-VM tests skipped: TestB",
+	} {
+		if got := ranNothing(out); got != want {
+			t.Errorf("ranNothing(%q) = %q, want %q", out, got, want)
+		}
+	}
+}
+
 func TestTestArgs(t *testing.T) {
 	for _, tc := range []struct {
 		name string
