@@ -13,12 +13,7 @@ func (s *ipamService) CreateSubnet(ctx context.Context, req *underlayv1.CreateSu
 	if _, err := ipam.Validate(sn); err != nil {
 		return nil, toStatus(invalidf("%v", err))
 	}
-	res, err := s.apply(ctx, &underlayv1.Command{Cmd: &underlayv1.Command_PutSubnet{PutSubnet: &underlayv1.PutSubnet{Subnet: sn}}})
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	// Answer from this node's store, so wait until it holds the write.
-	if err := s.cluster.WaitApplied(ctx, res.GetIndex()); err != nil {
+	if _, err := s.applyAndWait(ctx, &underlayv1.Command{Cmd: &underlayv1.Command_PutSubnet{PutSubnet: &underlayv1.PutSubnet{Subnet: sn}}}); err != nil {
 		return nil, toStatus(err)
 	}
 	out, err := s.store.Subnet(sn.GetName())
@@ -67,11 +62,7 @@ func (s *ipamService) CreateReservation(ctx context.Context, req *underlayv1.Cre
 	if err != nil {
 		return nil, toStatus(invalidf("%v", err))
 	}
-	res, err := s.apply(ctx, &underlayv1.Command{Cmd: &underlayv1.Command_PutReservation{PutReservation: &underlayv1.PutReservation{Reservation: r}}})
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	if err := s.cluster.WaitApplied(ctx, res.GetIndex()); err != nil {
+	if _, err := s.applyAndWait(ctx, &underlayv1.Command{Cmd: &underlayv1.Command_PutReservation{PutReservation: &underlayv1.PutReservation{Reservation: r}}}); err != nil {
 		return nil, toStatus(err)
 	}
 	for _, x := range s.store.Reservations(r.GetSubnet()) {

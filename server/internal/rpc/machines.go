@@ -108,13 +108,9 @@ func (s *machineService) Label(ctx context.Context, req *underlayv1.LabelMachine
 			return nil, toStatus(invalidf("label key must not be empty"))
 		}
 	}
-	res, err := s.apply(ctx, &underlayv1.Command{Cmd: &underlayv1.Command_SetMachineLabels{SetMachineLabels: &underlayv1.SetMachineLabels{
+	if _, err := s.applyAndWait(ctx, &underlayv1.Command{Cmd: &underlayv1.Command_SetMachineLabels{SetMachineLabels: &underlayv1.SetMachineLabels{
 		MachineId: req.GetId(), Set: req.GetSet(), Remove: req.GetRemove(),
-	}}})
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	if err := s.cluster.WaitApplied(ctx, res.GetIndex()); err != nil {
+	}}}); err != nil {
 		return nil, toStatus(err)
 	}
 	m, err := s.store.Machine(req.GetId())
@@ -135,12 +131,7 @@ func (s *machineService) Delete(ctx context.Context, req *underlayv1.DeleteMachi
 	for _, iss := range s.store.IssuedTo(subject) {
 		before[iss.GetSerial()] = s.store.Revoked(iss.GetSerial())
 	}
-	res, err := s.apply(ctx, &underlayv1.Command{Cmd: &underlayv1.Command_DeleteMachine{DeleteMachine: &underlayv1.DeleteMachine{MachineId: req.GetId()}}})
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	// Answer from this node's store, so wait until it holds the delete.
-	if err := s.cluster.WaitApplied(ctx, res.GetIndex()); err != nil {
+	if _, err := s.applyAndWait(ctx, &underlayv1.Command{Cmd: &underlayv1.Command_DeleteMachine{DeleteMachine: &underlayv1.DeleteMachine{MachineId: req.GetId()}}}); err != nil {
 		return nil, toStatus(err)
 	}
 	var revoked []string

@@ -93,11 +93,8 @@ func (s *provisionService) Apply(ctx context.Context, req *underlayv1.ApplyDefin
 	if req.GetDryRun() {
 		return s.dryRunApply(ctx, cmd, defs)
 	}
-	res, err := s.apply(ctx, cmd)
+	res, err := s.applyAndWait(ctx, cmd)
 	if err != nil {
-		return nil, toStatus(err)
-	}
-	if err := s.cluster.WaitApplied(ctx, res.GetIndex()); err != nil {
 		return nil, toStatus(err)
 	}
 	out := &underlayv1.ApplyDefinitionsResponse{Index: res.GetIndex()}
@@ -246,11 +243,8 @@ func (s *provisionService) ShowParams(ctx context.Context, req *underlayv1.ShowP
 	return &underlayv1.ShowParamsResponse{Params: plan.Show(view, m, p), Role: m.GetRole()}, nil
 }
 
-// planAfter waits until this node applied idx and returns the plan.
-func (s *provisionService) planAfter(ctx context.Context, machineID string, idx uint64) (*underlayv1.Plan, error) {
-	if err := s.cluster.WaitApplied(ctx, idx); err != nil {
-		return nil, toStatus(err)
-	}
+// planOf returns a machine's plan from this node's store, secrets redacted.
+func (s *provisionService) planOf(machineID string) (*underlayv1.Plan, error) {
 	p, err := s.store.Plan(machineID)
 	if err != nil {
 		return nil, toStatus(err)
@@ -263,14 +257,13 @@ func (s *provisionService) Assign(ctx context.Context, req *underlayv1.AssignReq
 	if req.GetMachineId() == "" || req.GetRole() == "" {
 		return nil, toStatus(invalidf("machine id and role are required"))
 	}
-	res, err := s.apply(ctx, &underlayv1.Command{Cmd: &underlayv1.Command_AssignRole{AssignRole: &underlayv1.AssignRole{
+	if _, err := s.applyAndWait(ctx, &underlayv1.Command{Cmd: &underlayv1.Command_AssignRole{AssignRole: &underlayv1.AssignRole{
 		MachineId: req.GetMachineId(), Role: req.GetRole(),
-	}}})
-	if err != nil {
+	}}}); err != nil {
 		return nil, toStatus(err)
 	}
 	s.log.Info("role assigned", "machine_id", req.GetMachineId(), "role", req.GetRole(), "by", actor(ctx))
-	return s.planAfter(ctx, req.GetMachineId(), res.GetIndex())
+	return s.planOf(req.GetMachineId())
 }
 
 // GetPlan returns a machine's plan.
@@ -292,12 +285,11 @@ func (s *provisionService) planCommand(ctx context.Context, machineID string, cm
 	if machineID == "" {
 		return nil, toStatus(invalidf("machine id is required"))
 	}
-	res, err := s.apply(ctx, cmd)
-	if err != nil {
+	if _, err := s.applyAndWait(ctx, cmd); err != nil {
 		return nil, toStatus(err)
 	}
 	s.log.Info("plan "+what, "machine_id", machineID, "by", actor(ctx))
-	return s.planAfter(ctx, machineID, res.GetIndex())
+	return s.planOf(machineID)
 }
 
 // Retry makes the failed or cancelled step runnable again.
@@ -354,11 +346,7 @@ func (s *provisionService) ListRoleStatus(ctx context.Context, req *underlayv1.L
 
 // ResumeRole closes a role's tripped circuit breaker.
 func (s *provisionService) ResumeRole(ctx context.Context, req *underlayv1.ResumeRoleRequest) (*underlayv1.RoleStatus, error) {
-	res, err := s.apply(ctx, &underlayv1.Command{Cmd: &underlayv1.Command_ResumeRole{ResumeRole: &underlayv1.ResumeRole{Role: req.GetRole()}}})
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	if err := s.cluster.WaitApplied(ctx, res.GetIndex()); err != nil {
+	if _, err := s.applyAndWait(ctx, &underlayv1.Command{Cmd: &underlayv1.Command_ResumeRole{ResumeRole: &underlayv1.ResumeRole{Role: req.GetRole()}}}); err != nil {
 		return nil, toStatus(err)
 	}
 	s.log.Info("role resumed", "role", req.GetRole(), "by", actor(ctx))

@@ -234,6 +234,20 @@ func (s *Server) apply(ctx context.Context, cmd *underlayv1.Command) (*underlayv
 	return res, nil
 }
 
+// applyAndWait is apply for handlers that answer from this node's store:
+// it also waits until this node has applied the write, so a follower does
+// not answer with the state from before it (read your writes).
+func (s *Server) applyAndWait(ctx context.Context, cmd *underlayv1.Command) (*underlayv1.ApplyResult, error) {
+	res, err := s.apply(ctx, cmd)
+	if err != nil {
+		return res, err
+	}
+	if err := s.cluster.WaitApplied(ctx, res.GetIndex()); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
 // read makes a read linearizable unless the caller asked for a stale read.
 func (s *Server) read(ctx context.Context, o *underlayv1.ReadOptions) error {
 	if o.GetStale() {
