@@ -39,38 +39,40 @@ func (s *Server) sealParams(params map[string]*underlayv1.ParamValue) error {
 // cluster: clients get {secret: true} and never the ciphertext.
 func redact(d *underlayv1.Definition) *underlayv1.Definition {
 	for _, pv := range catalog.Params(d) {
-		if pv.GetSecret() {
-			pv.Value, pv.Sealed = "", nil
-		}
+		redactParam(pv)
 	}
 	return d
 }
 
 func redactMachine(m *underlayv1.Machine) *underlayv1.Machine {
 	for _, pv := range m.GetParams() {
-		if pv.GetSecret() {
-			pv.Value, pv.Sealed = "", nil
-		}
+		redactParam(pv)
 	}
 	return m
 }
 
 func redactPlan(p *underlayv1.Plan) *underlayv1.Plan {
-	for _, o := range p.GetOutputs() {
-		if o.GetSecret() {
-			o.Value, o.Sealed = "", nil
-		}
-	}
+	redactOutputs(p.GetOutputs())
 	return p
 }
 
 func redactJob(j *underlayv1.Job) *underlayv1.Job {
-	for _, o := range j.GetOutputs() {
+	redactOutputs(j.GetOutputs())
+	return j
+}
+
+func redactParam(pv *underlayv1.ParamValue) {
+	if pv.GetSecret() {
+		pv.Value, pv.Sealed = "", nil
+	}
+}
+
+func redactOutputs(outs []*underlayv1.Output) {
+	for _, o := range outs {
 		if o.GetSecret() {
 			o.Value, o.Sealed = "", nil
 		}
 	}
-	return j
 }
 
 // Apply creates or updates definitions, all or nothing.
