@@ -227,11 +227,11 @@ func (o *Orchestrator) classify(ctx context.Context, view *store.View) {
 	for _, d := range defs {
 		rules = append(rules, d.GetRule())
 	}
-	for _, m := range view.Machines() {
-		if m.GetRole() != "" || m.GetInventoryVersion() == 0 ||
-			(m.GetClassifiedVersion() == m.GetInventoryVersion() && m.GetClassifiedRules() == digest) {
-			continue
-		}
+	unclassified := view.MachinesWhere(func(m *underlayv1.Machine) bool {
+		return m.GetRole() == "" && m.GetInventoryVersion() != 0 &&
+			(m.GetClassifiedVersion() != m.GetInventoryVersion() || m.GetClassifiedRules() != digest)
+	})
+	for _, m := range unclassified {
 		inv, _ := view.Inventory(m.GetId())
 		d, err := classify.Decide(rules, m, inv)
 		if err != nil {

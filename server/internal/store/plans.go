@@ -168,9 +168,17 @@ func (v *View) RunningPlans() []*underlayv1.Plan {
 // Job returns a job by ID.
 func (v *View) Job(id string) (*underlayv1.Job, bool) { return getJob(v.txn, id) }
 
-// Machines returns every machine, sorted by ID.
-func (v *View) Machines() []*underlayv1.Machine {
-	return clones(getAll[*underlayv1.Machine](v.txn, tableMachines, "id"))
+// MachinesWhere returns the machines for which keep is true, sorted by ID.
+// keep sees the stored machine and must not change it; only the machines
+// it keeps are copied, so a scan that keeps few stays cheap.
+func (v *View) MachinesWhere(keep func(*underlayv1.Machine) bool) []*underlayv1.Machine {
+	var kept []*underlayv1.Machine
+	for _, m := range getAll[*underlayv1.Machine](v.txn, tableMachines, "id") {
+		if keep(m) {
+			kept = append(kept, m)
+		}
+	}
+	return clones(kept)
 }
 
 // Machine returns a machine.
