@@ -2,10 +2,7 @@ package agent_test
 
 import (
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -34,53 +31,13 @@ func TestCloudVMAgentInNetns(t *testing.T) {
 	tok := pc.Token(agentToken, time.Hour, 1)
 	before := l.HostRxBytes(t)
 
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "agent.yaml")
-	if err := os.WriteFile(cfg, []byte("heartbeat: 2s\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logPath := filepath.Join(dir, "agent.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("nsenter", "--net=/run/netns/"+l.NS, "--", agentBin, "run",
-		"--server", strings.Join(pc.Addrs(), ","), "--ca-fingerprint", pc.Fingerprint,
-		"--token", tok, "--state-dir", filepath.Join(dir, "state"), "--config", cfg)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start agent: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait(); logf.Close() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("agent log:\n%s", b)
-		}
-	})
-	agentLog := func() string {
-		b, err := os.ReadFile(logPath)
-		if err != nil {
-			return err.Error()
-		}
-		return string(b)
-	}
+	agent := harness.StartNetnsAgent(t, l, agentBin, pc.Addrs(), pc.Fingerprint, tok)
+	agentLog := agent.Output
 
 	var m *underlayv1.Machine
 	harness.Eventually(t, waitLong, "the agent in "+l.NS+" to enroll and show online", func() bool {
-		select {
-		case err := <-exited:
+		if err, exited := agent.Exited(); exited {
 			t.Fatalf("agent exited: %v\n%s", err, agentLog())
-		default:
 		}
 		ms := listMachines(t, cl)
 		if len(ms) == 1 && ms[0].GetOnline() {
